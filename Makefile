@@ -1,0 +1,56 @@
+# djdeploy: every target a newcomer or CI needs. `make test` and `make demo`
+# install what they need first (see .ci/deps.sh), so a fresh machine passes
+# with nothing done by hand.
+
+GO        ?= go
+PYTHON    ?= /usr/bin/python3
+BIN       := bin/djdeploy
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X github.com/djdeploy/djdeploy/internal/cli.Version=$(VERSION)
+# -race needs cgo; it roughly doubles test time, which CI's budget allows.
+RACE      ?= -race
+export PATH := $(CURDIR)/.tools/node_modules/.bin:$(PATH)
+
+.PHONY: all build deps test test-go lint demo bench bench-deps fuzz generate clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/djdeploy
+
+## deps: Debian packages (Django, gunicorn, uvicorn, zip...) and Azurite, only when missing.
+deps:
+	@bash .ci/deps.sh
+
+## test: the whole suite, with the real components (Azurite, Django, the emulator).
+test: deps
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l cmd internal)" || { echo "gofmt needed on:"; gofmt -l cmd internal; exit 1; }
+	DJDEPLOY_TEST_PYTHON=$(PYTHON) $(GO) test $(RACE) -timeout 30m ./...
+	$(MAKE) lint
+
+## lint: actionlint over this repo's workflows and the example workflows.
+lint:
+	$(GO) tool actionlint -color .github/workflows/*.yml examples/*/.github/workflows/*.yml 2>/dev/null || $(GO) tool actionlint .github/workflows/*.yml
+
+## demo: a release of examples/django-app to the local emulator and Azurite.
+demo: deps build
+	@bash .ci/demo.sh
+
+## bench: djdeploy against its peers (zip, Info-ZIP, az, rclone, azcopy); prints ratios and peak memory.
+bench: deps bench-deps build
+	DJDEPLOY_TEST_PYTHON=$(PYTHON) $(GO) test -tags bench -run 'Bench' -count=1 -timeout 60m -v ./internal/bench/
+
+bench-deps:
+	@bash .ci/bench-deps.sh
+
+## fuzz: longer fuzz runs than the short ones inside make test.
+fuzz:
+	@bash .ci/fuzz.sh 60s
+
+## generate: regenerate action.yml inputs, pipeline parameters and the README settings table.
+generate:
+	UPDATE_GOLDEN=1 $(GO) test ./internal/... -run 'Generated|Golden' -count=1
+
+clean:
+	rm -rf bin .demo

@@ -1,0 +1,197 @@
+// Package cli wires djdeploy's cobra commands to the domain packages. It
+// parses flags and settings, calls the domain, prints results on stdout and
+// progress on stderr, and turns errors into one message with a fix.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sort"
+	"strings"
+
+	"github.com/djdeploy/djdeploy/internal/problem"
+	"github.com/djdeploy/djdeploy/internal/progress"
+	"github.com/djdeploy/djdeploy/internal/settings"
+	"github.com/spf13/cobra"
+)
+
+// Version is set at build time with -ldflags "-X .../cli.Version=v1.2.3".
+var Version = ""
+
+// IO are the process's streams.
+type IO struct {
+	In  io.Reader
+	Out io.Writer // results
+	Err io.Writer // progress and errors
+}
+
+// Env is everything a command needs from its process.
+type Env struct {
+	IO
+	Getenv func(string) string
+}
+
+// Progress returns the reporter for human progress on stderr.
+func (e *Env) Progress() progress.Reporter { return progress.NewLines(e.Err) }
+
+// PrintJSON writes v as indented JSON on stdout.
+func (e *Env) PrintJSON(v any) error {
+	enc := json.NewEncoder(e.Out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// commands are added by each command's file through register, so that
+// commands live in their own files and never edit this one.
+type commandFactory struct {
+	order int
+	make  func(env *Env) *cobra.Command
+}
+
+var factories []commandFactory
+
+// register adds a top-level command; order sorts them in --help.
+func register(order int, f func(env *Env) *cobra.Command) {
+	factories = append(factories, commandFactory{order, f})
+}
+
+// NewRoot builds the command tree.
+func NewRoot(env *Env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "djdeploy",
+		Short: "Ship Django applications to Azure App Service, with zero downtime",
+		Long: `djdeploy ships a Django application to Azure App Service from CI or a shell.
+
+A release builds a reproducible zip, uploads only the changed static files to
+Blob Storage, deploys the zip to a staging slot, warms it up, swaps it into
+production, verifies it (swapping back on failure), and purges the CDN for
+exactly the paths whose content changed. Production keeps serving the previous
+release, with all of its static files, whatever step fails.
+
+Settings come from flags, then DJDEPLOY_* (and standard AZURE_*) environment
+variables, then djdeploy.yaml in the project, then defaults.
+Run 'djdeploy settings' to list them all.
+
+Exit codes: 0 success, 1 failure, 2 bad input (flags, settings, paths).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version(),
+	}
+	root.SetIn(env.In)
+	root.SetOut(env.Out)
+	root.SetErr(env.Err)
+	root.SetVersionTemplate("djdeploy {{.Version}}\n")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return problem.Usagef("run '"+c.CommandPath()+" --help' for the accepted flags", "%v", err)
+	})
+	root.PersistentFlags().String("config", "", "settings file (default: djdeploy.yaml in the project folder)")
+
+	sort.SliceStable(factories, func(i, j int) bool { return factories[i].order < factories[j].order })
+	for _, f := range factories {
+		root.AddCommand(f.make(env))
+	}
+	root.AddCommand(newVersionCmd(env), newSettingsHelpCmd(env))
+	return root
+}
+
+// Main runs djdeploy and returns the exit code.
+func Main(ctx context.Context, args []string, streams IO, getenv func(string) string) int {
+	env := &Env{IO: streams, Getenv: getenv}
+	root := NewRoot(env)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return problem.ExitOK
+	}
+	err = classify(err)
+	renderError(env.Err, err)
+	return problem.ExitCode(err)
+}
+
+// renderError prints one message with its fix: never a stack trace.
+func renderError(w io.Writer, err error) {
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(w, "error: interrupted; nothing more was changed. Re-run the same command to resume.")
+		return
+	}
+	if p, ok := problem.As(err); ok {
+		fmt.Fprintf(w, "error: %s\n", p.Error())
+		if p.Fix != "" {
+			fmt.Fprintf(w, "  fix: %s\n", p.Fix)
+		}
+		return
+	}
+	fmt.Fprintf(w, "error: %s\n", err.Error())
+}
+
+// classify turns cobra's own argument errors into usage errors (exit 2).
+func classify(err error) error {
+	if _, ok := problem.As(err); ok {
+		return err
+	}
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "accepts ", "requires ", "invalid argument", "unknown flag", "unknown shorthand"} {
+		if strings.HasPrefix(msg, p) {
+			return problem.Usagef("run 'djdeploy --help' for the commands and flags", "%s", msg)
+		}
+	}
+	return err
+}
+
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func newVersionCmd(env *Env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print djdeploy's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintf(env.Out, "djdeploy %s\n", version())
+			return nil
+		},
+	}
+}
+
+// LoadSettings resolves settings for a command: its flags, the environment,
+// and the settings file (--config, else djdeploy.yaml in projectDir).
+func (e *Env) LoadSettings(cmd *cobra.Command, projectDir string) (*settings.Values, error) {
+	file, explicit := "", false
+	if f := cmd.Flag("config"); f != nil && f.Value.String() != "" {
+		file, explicit = f.Value.String(), true
+	} else if projectDir != "" {
+		file = filepath.Join(projectDir, settings.FileName)
+	}
+	return settings.Load(cmd.Flags(), e.Getenv, file, explicit)
+}
+
+// ProjectDir returns the --project flag, else DJDEPLOY_PROJECT, else ".".
+func (e *Env) ProjectDir(cmd *cobra.Command) string {
+	if f := cmd.Flags().Lookup("project"); f != nil && f.Changed {
+		return f.Value.String()
+	}
+	if p := e.getenv("DJDEPLOY_PROJECT"); p != "" {
+		return p
+	}
+	return "."
+}
+
+func (e *Env) getenv(k string) string {
+	if e.Getenv == nil {
+		return os.Getenv(k)
+	}
+	return e.Getenv(k)
+}

@@ -1,0 +1,32 @@
+package cli
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/djdeploy/djdeploy/internal/settings"
+	"github.com/spf13/cobra"
+)
+
+func newSettingsHelpCmd(env *Env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "settings",
+		Short: "List every setting with its environment variable and default",
+		Long: `Every setting can be given as a flag (--name), an environment variable,
+or a key in djdeploy.yaml. Flags win over the environment, the environment
+over the file. Secrets are read from the environment or flags only.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			tw := tabwriter.NewWriter(env.Out, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "SETTING\tENVIRONMENT\tDEFAULT\tDESCRIPTION")
+			for _, s := range settings.All() {
+				desc := s.Description
+				if s.Secret {
+					desc += " (secret)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.EnvName(), s.Default, desc)
+			}
+			return tw.Flush()
+		},
+	}
+}

@@ -1,0 +1,336 @@
+package settings
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/djdeploy/djdeploy/internal/problem"
+	"github.com/spf13/pflag"
+	"gopkg.in/yaml.v3"
+)
+
+// FileName is the project's settings file.
+const FileName = "djdeploy.yaml"
+
+// Source says where a value came from.
+type Source string
+
+const (
+	FromDefault Source = "default"
+	FromFile    Source = "file"
+	FromEnv     Source = "env"
+	FromFlag    Source = "flag"
+)
+
+// Value is one resolved setting.
+type Value struct {
+	Raw    string
+	Source Source
+}
+
+// Values are resolved settings. Getters never fail: Load has already parsed
+// and validated every value against its declared kind.
+type Values struct {
+	m map[string]Value
+}
+
+// Load resolves every declared setting: flags that were set, then the
+// environment, then the settings file, then defaults. file may be "" (no
+// file). A missing file named explicitly is an error; the default file is
+// optional.
+func Load(flags *pflag.FlagSet, getenv func(string) string, file string, explicitFile bool) (*Values, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	fileVals := map[string]string{}
+	if file != "" {
+		var err error
+		fileVals, err = readFile(file)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && !explicitFile {
+				fileVals = map[string]string{}
+			} else {
+				return nil, err
+			}
+		}
+	}
+	v := &Values{m: map[string]Value{}}
+	for _, s := range All() {
+		val := Value{Raw: s.Default, Source: FromDefault}
+		if raw, ok := fileVals[s.Name]; ok {
+			val = Value{Raw: raw, Source: FromFile}
+		}
+		if raw := getenv(s.EnvName()); raw != "" {
+			val = Value{Raw: raw, Source: FromEnv}
+		}
+		if flags != nil {
+			if f := flags.Lookup(s.Name); f != nil && f.Changed {
+				val = Value{Raw: flagRaw(f), Source: FromFlag}
+			}
+		}
+		if err := check(s, val); err != nil {
+			return nil, err
+		}
+		v.m[s.Name] = val
+	}
+	return v, nil
+}
+
+func flagRaw(f *pflag.Flag) string {
+	if sv, ok := f.Value.(pflag.SliceValue); ok {
+		return strings.Join(sv.GetSlice(), ",")
+	}
+	return f.Value.String()
+}
+
+func check(s Setting, val Value) error {
+	raw := strings.TrimSpace(val.Raw)
+	if raw == "" {
+		return nil
+	}
+	where := describe(s, val.Source)
+	switch s.Kind {
+	case Bool:
+		if _, err := strconv.ParseBool(raw); err != nil {
+			return problem.Usagef("use true or false", "%s: %q is not a boolean", where, raw)
+		}
+	case Int:
+		if _, err := strconv.Atoi(raw); err != nil {
+			return problem.Usagef("use a whole number", "%s: %q is not a whole number", where, raw)
+		}
+	case Duration:
+		if _, err := parseDuration(raw); err != nil {
+			return problem.Usagef("use a duration such as 90s, 10m or 1h30m", "%s: %q is not a duration", where, raw)
+		}
+	}
+	if len(s.Enum) > 0 {
+		ok := false
+		for _, e := range s.Enum {
+			if strings.EqualFold(e, raw) {
+				ok = true
+			}
+		}
+		if !ok {
+			return problem.Usagef("use one of: "+strings.Join(s.Enum, ", "), "%s: %q is not an accepted value", where, raw)
+		}
+	}
+	return nil
+}
+
+func describe(s Setting, src Source) string {
+	switch src {
+	case FromFlag:
+		return "flag --" + s.Name
+	case FromEnv:
+		return "environment variable " + s.EnvName()
+	case FromFile:
+		return FileName + " key " + s.Name
+	}
+	return "default of " + s.Name
+}
+
+// parseDuration accepts Go durations and a bare number of seconds.
+func parseDuration(raw string) (time.Duration, error) {
+	if n, err := strconv.Atoi(raw); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	return time.ParseDuration(raw)
+}
+
+func readFile(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, &problem.Error{Usage: true, What: fmt.Sprintf("settings file %s does not exist", path),
+				Fix: "check the --config path, or remove it to use flags and environment only", Err: fs.ErrNotExist}
+		}
+		return nil, problem.Usagef("check the file's permissions", "cannot read settings file %s: %v", path, err)
+	}
+	return ParseFile(path, data)
+}
+
+// ParseFile parses djdeploy.yaml content: a flat mapping of setting names to
+// scalars or lists of scalars.
+func ParseFile(path string, data []byte) (map[string]string, error) {
+	out := map[string]string{}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return out, nil
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, problem.Usagef("fix the YAML syntax; the file is a flat mapping such as `app: my-app`", "%s is not valid YAML: %v", path, err)
+	}
+	if len(doc.Content) == 0 {
+		return out, nil
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, problem.Usagef("write settings as `name: value` lines", "%s: the top level must be a mapping of setting names to values", path)
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		name := k.Value
+		s, ok := Lookup(name)
+		if !ok {
+			fix := "remove it, or see `djdeploy help settings` for every setting"
+			if n := Nearest(name); n != "" {
+				fix = fmt.Sprintf("did you mean %q?", n)
+			}
+			return nil, problem.Usagef(fix, "%s line %d: unknown setting %q", path, k.Line, name)
+		}
+		if s.Secret {
+			return nil, problem.Usagef("pass it through the environment variable "+s.EnvName()+" or your CI's secret store",
+				"%s line %d: %s is a secret and must not be stored in a file", path, k.Line, name)
+		}
+		switch v.Kind {
+		case yaml.ScalarNode:
+			out[name] = v.Value
+		case yaml.SequenceNode:
+			if s.Kind != List {
+				return nil, problem.Usagef("give a single value", "%s line %d: %s takes one %s, not a list", path, v.Line, name, s.Kind)
+			}
+			var items []string
+			for _, it := range v.Content {
+				if it.Kind != yaml.ScalarNode {
+					return nil, problem.Usagef("list plain values", "%s line %d: %s: list items must be plain values", path, it.Line, name)
+				}
+				items = append(items, it.Value)
+			}
+			out[name] = strings.Join(items, ",")
+		default:
+			return nil, problem.Usagef("give a plain value", "%s line %d: %s must be a plain value", path, v.Line, name)
+		}
+	}
+	return out, nil
+}
+
+// FindFile returns the settings file for a project directory.
+func FindFile(projectDir string) string {
+	return filepath.Join(projectDir, FileName)
+}
+
+// Get returns a setting's resolved value.
+func (v *Values) Get(name string) Value {
+	if _, ok := Lookup(name); !ok {
+		panic("settings: undeclared setting " + name)
+	}
+	return v.m[name]
+}
+
+// String returns the trimmed raw value.
+func (v *Values) String(name string) string { return strings.TrimSpace(v.Get(name).Raw) }
+
+// Bool returns a boolean setting (false when unset).
+func (v *Values) Bool(name string) bool {
+	b, _ := strconv.ParseBool(v.String(name))
+	return b
+}
+
+// Int returns an integer setting (0 when unset).
+func (v *Values) Int(name string) int {
+	n, _ := strconv.Atoi(v.String(name))
+	return n
+}
+
+// Duration returns a duration setting (0 when unset).
+func (v *Values) Duration(name string) time.Duration {
+	d, _ := parseDuration(v.String(name))
+	return d
+}
+
+// List returns a list setting split on commas and newlines, blanks dropped.
+func (v *Values) List(name string) []string {
+	raw := v.String(name)
+	var out []string
+	for _, f := range strings.FieldsFunc(raw, func(r rune) bool { return r == ',' || r == '\n' }) {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Set overrides a value (tests, and front ends that map their own inputs).
+func (v *Values) Set(name, raw string, src Source) error {
+	s, ok := Lookup(name)
+	if !ok {
+		return fmt.Errorf("undeclared setting %s", name)
+	}
+	val := Value{Raw: raw, Source: src}
+	if err := check(s, val); err != nil {
+		return err
+	}
+	v.m[name] = val
+	return nil
+}
+
+// Require returns a usage error naming every missing setting among names,
+// with where each can be given.
+func (v *Values) Require(names ...string) error {
+	var missing []string
+	for _, n := range names {
+		if v.String(n) == "" {
+			s, _ := Lookup(n)
+			missing = append(missing, fmt.Sprintf("--%s (or %s)", n, s.EnvName()))
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	sort.Strings(missing)
+	return problem.Usagef("set them as flags, environment variables, or keys in "+FileName,
+		"missing required setting%s: %s", plural(len(missing)), strings.Join(missing, ", "))
+}
+
+// Secrets returns the non-empty values of every secret setting, so front
+// ends can mask them before printing anything.
+func (v *Values) Secrets() []string {
+	var out []string
+	for _, s := range All() {
+		if s.Secret {
+			if raw := v.String(s.Name); raw != "" {
+				out = append(out, raw)
+			}
+		}
+	}
+	return out
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// BindFlags registers cobra/pflag flags for settings. Flags carry no
+// default of their own (the help text states it) so that an unset flag never
+// hides the environment or the file.
+func BindFlags(fs *pflag.FlagSet, ss []Setting) {
+	for _, s := range ss {
+		if fs.Lookup(s.Name) != nil {
+			continue
+		}
+		usage := s.Description
+		if s.Default != "" {
+			usage += fmt.Sprintf(" (default %s)", s.Default)
+		}
+		usage += " [$" + s.EnvName() + "]"
+		switch s.Kind {
+		case Bool:
+			fs.BoolP(s.Name, s.Short, false, usage)
+		case List:
+			fs.StringSliceP(s.Name, s.Short, nil, usage)
+		default:
+			fs.StringP(s.Name, s.Short, "", usage)
+		}
+	}
+}

@@ -1,0 +1,208 @@
+// Package settings declares every djdeploy setting once: its name, type,
+// default, environment name, whether it is secret, and what it means.
+//
+// Everything else is derived from these declarations: cobra flags, the
+// environment names read, the keys accepted in djdeploy.yaml, the inputs of
+// action.yml, the parameters of the Azure Pipelines templates and the README
+// table. Precedence is flag, then environment, then djdeploy.yaml, then the
+// default declared here.
+package settings
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"unicode"
+)
+
+// Kind is a setting's value type.
+type Kind int
+
+const (
+	String Kind = iota
+	Bool
+	Int
+	Duration
+	List // comma- or newline-separated strings
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Bool:
+		return "bool"
+	case Int:
+		return "int"
+	case Duration:
+		return "duration"
+	case List:
+		return "list"
+	}
+	return "string"
+}
+
+// Setting is one declared setting.
+type Setting struct {
+	// Name is kebab-case; it is the flag, the file key and the action input.
+	Name string
+	// Env is the environment variable read for it. Empty means
+	// DJDEPLOY_<NAME>; standard Azure names (AZURE_SUBSCRIPTION_ID) are set
+	// explicitly.
+	Env         string
+	Kind        Kind
+	Default     string
+	Secret      bool
+	Description string
+	// Group orders the README table and the generated inputs.
+	Group string
+	// Short is an optional one-letter flag.
+	Short string
+	// Commands lists the commands that take it as a flag. The release
+	// command takes every setting.
+	Commands []string
+	// CIOnly hides the setting from flags (it exists for action/pipeline
+	// front ends only).
+	CIOnly bool
+	// Enum lists the accepted values, if the setting is a choice.
+	Enum []string
+}
+
+// EnvName returns the environment variable that carries the setting.
+func (s Setting) EnvName() string {
+	if s.Env != "" {
+		return s.Env
+	}
+	return "DJDEPLOY_" + strings.ToUpper(strings.ReplaceAll(s.Name, "-", "_"))
+}
+
+// CamelName is the Azure Pipelines parameter name (resource-group -> resourceGroup).
+func (s Setting) CamelName() string {
+	parts := strings.Split(s.Name, "-")
+	for i := 1; i < len(parts); i++ {
+		if parts[i] == "" {
+			continue
+		}
+		r := []rune(parts[i])
+		r[0] = unicode.ToUpper(r[0])
+		parts[i] = string(r)
+	}
+	return strings.Join(parts, "")
+}
+
+var (
+	mu       sync.Mutex
+	registry = map[string]Setting{}
+)
+
+// Register adds declarations. Each capability declares its settings in its
+// own file of this package (decl_*.go) through init, so they never conflict.
+func Register(ss ...Setting) {
+	mu.Lock()
+	defer mu.Unlock()
+	for _, s := range ss {
+		if _, dup := registry[s.Name]; dup {
+			panic("settings: duplicate declaration of " + s.Name)
+		}
+		if s.Name != strings.ToLower(s.Name) || strings.ContainsAny(s.Name, " _") {
+			panic("settings: name must be kebab-case: " + s.Name)
+		}
+		registry[s.Name] = s
+	}
+}
+
+// All returns every declared setting, ordered by group then name.
+func All() []Setting {
+	mu.Lock()
+	defer mu.Unlock()
+	out := make([]Setting, 0, len(registry))
+	for _, s := range registry {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		gi, gj := groupRank(out[i].Group), groupRank(out[j].Group)
+		if gi != gj {
+			return gi < gj
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// Lookup returns the declaration for a name.
+func Lookup(name string) (Setting, bool) {
+	mu.Lock()
+	defer mu.Unlock()
+	s, ok := registry[name]
+	return s, ok
+}
+
+// ForCommand returns the settings a command takes as flags.
+func ForCommand(cmd string) []Setting {
+	var out []Setting
+	for _, s := range All() {
+		if s.CIOnly {
+			continue
+		}
+		if cmd == "release" {
+			out = append(out, s)
+			continue
+		}
+		for _, c := range s.Commands {
+			if c == cmd {
+				out = append(out, s)
+				break
+			}
+		}
+	}
+	return out
+}
+
+var groupOrder = []string{"Azure", "App Service", "Build", "Static files", "CDN", "Release", "CI"}
+
+func groupRank(g string) int {
+	for i, o := range groupOrder {
+		if o == g {
+			return i
+		}
+	}
+	return len(groupOrder)
+}
+
+// Nearest returns the declared name closest to an unknown one, for "did you
+// mean" hints, or "" when nothing is close.
+func Nearest(unknown string) string {
+	best, bestD := "", 1<<30
+	u := strings.ToLower(strings.ReplaceAll(unknown, "_", "-"))
+	for _, s := range All() {
+		d := levenshtein(u, s.Name)
+		if d < bestD {
+			best, bestD = s.Name, d
+		}
+	}
+	if bestD <= max(2, len(u)/3) {
+		return best
+	}
+	return ""
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func (s Setting) String() string { return fmt.Sprintf("%s (%s)", s.Name, s.EnvName()) }
