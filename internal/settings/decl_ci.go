@@ -1,0 +1,32 @@
+package settings
+
+// Settings of the CI front ends (the GitHub Action and the Azure Pipelines
+// templates). Most are CIOnly: a shell user has no job summary, deployment
+// record or pull request to comment on. Names starting with github- exist
+// only as action inputs, names starting with azure-devops- only as template
+// parameters (internal/gen applies that rule).
+func init() {
+	Register(
+		Setting{Name: "command", Group: "CI", Default: "release", CIOnly: true,
+			Enum:        []string{"release", "build", "static", "deploy", "swap", "purge"},
+			Description: "what the step runs: the whole release, or one of its parts (build, static, deploy, swap, purge)"},
+		Setting{Name: "pr-comment", Group: "CI", Kind: Bool, Default: "false", CIOnly: true,
+			Description: "on a pull request, comment the slot's preview URL (one comment, updated on re-runs)"},
+		Setting{Name: "job-summary", Group: "CI", Kind: Bool, Default: "true", CIOnly: true,
+			Description: "write the release report (steps, durations, files, purged paths, URLs) as the job summary"},
+
+		Setting{Name: "github-token", Env: "GITHUB_TOKEN", Group: "CI", Secret: true, CIOnly: true,
+			Description: "token for the GitHub API (deployment records, PR comment); default: the job's github.token"},
+		Setting{Name: "github-deployment", Group: "CI", Kind: Bool, Default: "true", CIOnly: true,
+			Description: "record a GitHub deployment with in-progress, success or failure statuses (needs permissions: deployments: write)"},
+		Setting{Name: "github-environment", Group: "CI", Default: "production", CIOnly: true,
+			Description: "environment name of the GitHub deployment record"},
+		Setting{Name: "github-loopback-forward", Group: "CI", Kind: List, CIOnly: true,
+			Description: "ports on the runner's loopback to relay into the action's container, so it can reach djdeploy emulator running on the runner (testing only)"},
+
+		Setting{Name: "azure-devops-token", Env: "SYSTEM_ACCESSTOKEN", Group: "CI", Secret: true, CIOnly: true,
+			Description: "token for the Azure DevOps API (build tag, PR thread); the templates map $(System.AccessToken)"},
+		Setting{Name: "azure-devops-build-tag", Group: "CI", Kind: Bool, Default: "true", CIOnly: true,
+			Description: "tag the pipeline run with the release id"},
+	)
+}
