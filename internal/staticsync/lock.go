@@ -1,0 +1,261 @@
+package staticsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
+	"github.com/djdeploy/djdeploy/internal/problem"
+	"github.com/djdeploy/djdeploy/internal/progress"
+)
+
+const lockName = "lock"
+
+// leaseDuration is the lock's lease: a holder that dies (SIGKILL, a lost
+// runner) lets go within this time without anyone breaking the lease.
+// Tests shorten it (Azure accepts 15-60 s).
+var leaseDuration = 60 * time.Second
+
+// ErrLockLost means the lease could not be renewed: another release may
+// now hold the lock, so the holder must stop writing.
+var ErrLockLost = errors.New("the release lock was lost (its lease could not be renewed)")
+
+// Lock is a held release lock: a lease on "<prefix>.djdeploy/lock",
+// renewed in the background until Release.
+type Lock struct {
+	c      *Client
+	lease  *lease.BlobClient
+	Holder string
+	Since  time.Time
+
+	stop chan struct{}
+	done chan struct{}
+	mu   sync.Mutex
+	err  error
+	once sync.Once
+}
+
+// LockHolder is who holds (or last held) a lock, read from the lock blob.
+type LockHolder struct {
+	Holder string
+	Host   string
+	PID    string
+	Since  string
+	Leased bool
+}
+
+func (h LockHolder) String() string {
+	s := h.Holder
+	if s == "" {
+		s = "an unknown holder"
+	}
+	var extra []string
+	if h.Host != "" {
+		extra = append(extra, "host "+h.Host)
+	}
+	if h.PID != "" {
+		extra = append(extra, "pid "+h.PID)
+	}
+	if len(extra) > 0 {
+		s += " (" + strings.Join(extra, ", ") + ")"
+	}
+	if h.Since != "" {
+		s += " since " + h.Since
+	}
+	return s
+}
+
+// AcquireLock takes the release lock of c's container and prefix. When
+// another release holds it, AcquireLock waits up to wait (0: not at all),
+// reporting who holds it, then fails naming the holder. holder describes
+// this run (a CI run URL, or user@host); host, pid and start time are added.
+func AcquireLock(ctx context.Context, c *Client, holder string, wait time.Duration, rep progress.Reporter) (*Lock, error) {
+	if rep == nil {
+		rep = progress.Discard
+	}
+	bc := c.container.NewBlockBlobClient(c.metaName(lockName))
+	lc, err := lease.NewBlobClient(bc, nil)
+	if err != nil {
+		return nil, fmt.Errorf("creating lease client: %w", err)
+	}
+	deadline := time.Now().Add(wait)
+	delay := time.Second
+	var last LockHolder
+	reported := false
+	for {
+		_, err := lc.AcquireLease(ctx, int32(leaseDuration/time.Second), nil)
+		if err == nil {
+			break
+		}
+		switch {
+		case bloberror.HasCode(err, bloberror.BlobNotFound):
+			// First release against this container: create the lock blob.
+			// If-None-Match:* keeps a racing creator's blob (and lease).
+			_, err = bc.UploadBuffer(ctx, nil, &blockblob.UploadBufferOptions{
+				AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)}},
+			})
+			if err != nil && !bloberror.HasCode(err, bloberror.BlobAlreadyExists, bloberror.LeaseIDMissing, bloberror.ConditionNotMet) {
+				return nil, c.explain(err, "creating the release lock "+c.metaName(lockName))
+			}
+			continue
+		case bloberror.HasCode(err, bloberror.ContainerNotFound):
+			if _, cerr := c.createContainer(ctx); cerr != nil {
+				return nil, cerr
+			}
+			continue
+		case bloberror.HasCode(err, bloberror.LeaseAlreadyPresent):
+			h, herr := ReadLockHolder(ctx, c)
+			if herr == nil {
+				last = h
+			}
+			if time.Now().Add(delay).After(deadline) {
+				fix := "wait for that release to finish; if it died, its lease expires within " + leaseDuration.String() + " by itself"
+				if wait > 0 {
+					fix += fmt.Sprintf("; raise lock-timeout (now %s) to wait longer", wait)
+				}
+				return nil, problem.Failf(fix, "another release holds the lock on container %s: %s", c.name, last)
+			}
+			if !reported {
+				rep.Infof("waiting for the release lock on %s, held by %s (up to %s)", c.name, last, wait.Round(time.Second))
+				reported = true
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(delay):
+			}
+			delay = min(delay*2, 5*time.Second)
+			continue
+		default:
+			return nil, c.explain(err, "acquiring the release lock "+c.metaName(lockName))
+		}
+	}
+
+	l := &Lock{c: c, lease: lc, Holder: holder, Since: time.Now().UTC(), stop: make(chan struct{}), done: make(chan struct{})}
+	host, _ := os.Hostname()
+	md := map[string]*string{
+		"djdeploy_holder": to.Ptr(headerSafe(holder)),
+		"djdeploy_host":   to.Ptr(headerSafe(host)),
+		"djdeploy_pid":    to.Ptr(strconv.Itoa(os.Getpid())),
+		"djdeploy_since":  to.Ptr(l.Since.Format(time.RFC3339)),
+	}
+	if _, err := bc.SetMetadata(ctx, md, &blob.SetMetadataOptions{
+		AccessConditions: &blob.AccessConditions{LeaseAccessConditions: &blob.LeaseAccessConditions{LeaseID: lc.LeaseID()}},
+	}); err != nil {
+		_, _ = lc.ReleaseLease(context.WithoutCancel(ctx), nil)
+		return nil, c.explain(err, "recording the release lock's holder")
+	}
+	go l.renew()
+	return l, nil
+}
+
+
+
+// ReadLockHolder reports who holds (or last held) the lock.
+func ReadLockHolder(ctx context.Context, c *Client) (LockHolder, error) {
+	p, err := c.container.NewBlobClient(c.metaName(lockName)).GetProperties(ctx, nil)
+	if err != nil {
+		if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
+			return LockHolder{}, nil
+		}
+		return LockHolder{}, c.explain(err, "reading the release lock")
+	}
+	get := func(k string) string {
+		for mk, v := range p.Metadata {
+			if strings.EqualFold(mk, k) && v != nil {
+				return *v
+			}
+		}
+		return ""
+	}
+	return LockHolder{
+		Holder: get("djdeploy_holder"), Host: get("djdeploy_host"), PID: get("djdeploy_pid"), Since: get("djdeploy_since"),
+		Leased: p.LeaseState != nil && *p.LeaseState == "leased",
+	}, nil
+}
+
+// renew keeps the lease alive every third of its duration. A renewal that
+// fails for longer than the lease marks the lock lost.
+func (l *Lock) renew() {
+	defer close(l.done)
+	interval := leaseDuration / 3
+	lastOK := time.Now()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), interval)
+		_, err := l.lease.RenewLease(ctx, nil)
+		cancel()
+		if err == nil {
+			lastOK = time.Now()
+			continue
+		}
+		// A definite answer (another lease id, no lease) or a lease that
+		// must have expired by now: stop and tell the holder.
+		if bloberror.HasCode(err, bloberror.LeaseIDMismatchWithLeaseOperation, bloberror.LeaseNotPresentWithLeaseOperation, bloberror.LeaseLost, bloberror.BlobNotFound) ||
+			time.Since(lastOK) >= leaseDuration {
+			l.mu.Lock()
+			l.err = fmt.Errorf("%w: %s", ErrLockLost, shortError(err))
+			l.mu.Unlock()
+			return
+		}
+	}
+}
+
+// Err is non-nil once the lock is lost; work done under it must stop.
+func (l *Lock) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// Release gives the lock up. It is safe to call more than once, and it
+// works even when ctx is already cancelled (an interrupted run still lets
+// the next release go at once).
+func (l *Lock) Release(ctx context.Context) error {
+	var err error
+	l.once.Do(func() {
+		close(l.stop)
+		<-l.done
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		defer cancel()
+		if _, rerr := l.lease.ReleaseLease(rctx, nil); rerr != nil &&
+			!bloberror.HasCode(rerr, bloberror.LeaseIDMismatchWithLeaseOperation, bloberror.LeaseNotPresentWithLeaseOperation) {
+			err = l.c.explain(rerr, "releasing the release lock")
+		}
+	})
+	return err
+}
+
+// headerSafe keeps metadata values to printable ASCII (they travel as
+// HTTP headers).
+func headerSafe(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= 0x20 && r < 0x7f {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('?')
+		}
+	}
+	if len(s) > 1024 {
+		return b.String()[:1024]
+	}
+	return b.String()
+}

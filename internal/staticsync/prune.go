@@ -1,0 +1,304 @@
+package staticsync
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/djdeploy/djdeploy/internal/problem"
+	"github.com/djdeploy/djdeploy/internal/progress"
+)
+
+const productionName = "production.json"
+
+// ProductionHistory is .djdeploy/production.json: the releases that reached
+// production, oldest first. Only MarkProduction writes it, after a
+// successful swap, so failed releases never enter it.
+type ProductionHistory struct {
+	Schema   int               `json:"schema"`
+	Releases []ProductionEntry `json:"releases"`
+}
+
+// ProductionEntry is one release that reached production.
+type ProductionEntry struct {
+	ReleaseID string    `json:"release_id"`
+	At        time.Time `json:"at"`
+}
+
+// maxHistory bounds production.json; prune never keeps more than this.
+const maxHistory = 200
+
+// MarkProduction records that releaseID now serves production. The release
+// command calls it after a successful swap. The release's manifest must
+// exist (the release was synced to this container). Concurrent writers are
+// safe: the history is updated with an ETag condition and retried.
+func (c *Client) MarkProduction(ctx context.Context, releaseID string) error {
+	if !ValidReleaseID(releaseID) {
+		return problem.Usagef("pass the release id from release.json", "invalid release id %q", releaseID)
+	}
+	var m Manifest
+	_, found, err := c.Store().get(ctx, "releases/"+releaseID+".json", &m)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return problem.Failf("run 'djdeploy static sync' for this release first",
+			"release %s has no manifest in container %s, so its static files were never synced there", releaseID, c.name)
+	}
+	for attempt := 0; ; attempt++ {
+		var h ProductionHistory
+		etag, found, err := c.Store().get(ctx, productionName, &h)
+		if err != nil {
+			return err
+		}
+		if n := len(h.Releases); n > 0 && h.Releases[n-1].ReleaseID == releaseID {
+			return nil // already the live release
+		}
+		h.Schema = 1
+		h.Releases = append(h.Releases, ProductionEntry{ReleaseID: releaseID, At: time.Now().UTC()})
+		if len(h.Releases) > maxHistory {
+			h.Releases = h.Releases[len(h.Releases)-maxHistory:]
+		}
+		cond := &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{}}
+		if found {
+			cond.ModifiedAccessConditions.IfMatch = to.Ptr(etag)
+		} else {
+			cond.ModifiedAccessConditions.IfNoneMatch = to.Ptr(azcore.ETagAny)
+		}
+		_, err = c.Store().put(ctx, productionName, h, cond)
+		if err == nil {
+			return nil
+		}
+		if !bloberror.HasCode(err, bloberror.ConditionNotMet, bloberror.BlobAlreadyExists) || attempt >= 5 {
+			return c.explain(err, "recording the production release")
+		}
+	}
+}
+
+// History returns the production history, oldest first.
+func (c *Client) History(ctx context.Context) ([]ProductionEntry, error) {
+	var h ProductionHistory
+	if _, _, err := c.Store().get(ctx, productionName, &h); err != nil {
+		return nil, err
+	}
+	return h.Releases, nil
+}
+
+// PruneOptions tune Prune.
+type PruneOptions struct {
+	// Keep protects the last Keep distinct releases that reached production.
+	Keep int
+	// Grace protects files modified, and releases synced, less than Grace
+	// ago: browsers and the CDN still hold pages that reference them.
+	Grace time.Duration
+	// Protect lists release ids that must keep their files whatever the
+	// history says: what production and each slot run now.
+	Protect []string
+	DryRun  bool
+
+	Lock     *Lock
+	Holder   string
+	LockWait time.Duration
+
+	// Now is the clock (tests); nil means time.Now.
+	Now func() time.Time
+}
+
+// PruneResult says what Prune deleted (or, with DryRun, would delete).
+type PruneResult struct {
+	DryRun bool `json:"dry_run"`
+	// Protected are the releases whose files were kept, and why.
+	Protected map[string]string `json:"protected"`
+	// PrunedReleases had their manifests deleted.
+	PrunedReleases []string `json:"pruned_releases"`
+	Deleted        int      `json:"deleted"`
+	DeletedBytes   int64    `json:"deleted_bytes"`
+	Kept           int      `json:"kept"`
+	Paths          []string `json:"paths"` // deleted blob names
+}
+
+// Prune deletes files that no protected release references and that are
+// older than the grace period, then the manifests of releases no longer
+// protected. It never deletes other .djdeploy/ state.
+func (c *Client) Prune(ctx context.Context, opts PruneOptions, rep progress.Reporter) (*PruneResult, error) {
+	if rep == nil {
+		rep = progress.Discard
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Keep < 1 {
+		return nil, problem.Usagef("keep at least the live release: --keep 1 or more", "static-keep must be 1 or more, not %d", opts.Keep)
+	}
+	for _, id := range opts.Protect {
+		if !ValidReleaseID(id) {
+			return nil, problem.Usagef("pass release ids from release.json", "invalid release id %q in --protect", id)
+		}
+	}
+	if !opts.DryRun && opts.Lock == nil {
+		lock, err := AcquireLock(ctx, c, opts.Holder, opts.LockWait, rep)
+		if err != nil {
+			return nil, err
+		}
+		defer lock.Release(ctx)
+		opts.Lock = lock
+	}
+
+	blobs, exists, err := c.list(ctx, c.prefix, false)
+	if err != nil {
+		return nil, err
+	}
+	res := &PruneResult{DryRun: opts.DryRun, Protected: map[string]string{}, Paths: []string{}, PrunedReleases: []string{}}
+	if !exists {
+		return res, nil
+	}
+	now := opts.Now()
+	cutoff := now.Add(-opts.Grace)
+
+	for _, id := range opts.Protect {
+		res.Protected[id] = "protected (running now)"
+	}
+	hist, err := c.History(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for i := len(hist) - 1; i >= 0 && len(seen) < opts.Keep; i-- {
+		id := hist[i].ReleaseID
+		if seen[id] {
+			continue // a rollback made an older release live again
+		}
+		seen[id] = true
+		if _, ok := res.Protected[id]; !ok {
+			res.Protected[id] = "reached production"
+		}
+	}
+	releasesDir := c.metaName("releases/")
+	var manifests []string
+	for name, b := range blobs {
+		if !strings.HasPrefix(name, releasesDir) || !strings.HasSuffix(name, ".json") {
+			continue
+		}
+		id := strings.TrimSuffix(strings.TrimPrefix(name, releasesDir), ".json")
+		if _, ok := res.Protected[id]; ok {
+			continue
+		}
+		if b.modified.After(cutoff) {
+			res.Protected[id] = "synced within the grace period"
+			continue
+		}
+		manifests = append(manifests, id)
+	}
+	sort.Strings(manifests)
+
+	// Every protected release must have a manifest: without one, there is
+	// no telling which files it needs, and deleting would be a guess.
+	referenced := map[string]bool{}
+	for id := range res.Protected {
+		var m Manifest
+		found, err := c.Store().GetJSON(ctx, "releases/"+id+".json", &m)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			return nil, problem.Failf("sync that release's static files first, or leave it out of --protect; nothing was deleted",
+				"release %s is protected (%s) but has no manifest in container %s", id, res.Protected[id], c.name)
+		}
+		for name := range m.Files {
+			referenced[name] = true
+		}
+	}
+
+	metaDir := c.metaName("")
+	var doomed []string
+	for name, b := range blobs {
+		if strings.HasPrefix(name, metaDir) {
+			continue
+		}
+		if referenced[name] || b.modified.After(cutoff) {
+			res.Kept++
+			continue
+		}
+		doomed = append(doomed, name)
+		res.DeletedBytes += b.size
+	}
+	sort.Strings(doomed)
+	res.Paths = doomed
+	res.Deleted = len(doomed)
+	res.PrunedReleases = manifests
+	if opts.DryRun || (len(doomed) == 0 && len(manifests) == 0) {
+		return res, nil
+	}
+	rep.Infof("pruning %d files and %d release manifests from %s", len(doomed), len(manifests), c.name)
+	if err := c.deleteBlobs(ctx, doomed, opts.Lock, rep); err != nil {
+		return nil, err
+	}
+	// Manifests go last: if the run dies before, the next prune finds the
+	// same releases and finishes the job.
+	var names []string
+	for _, id := range manifests {
+		names = append(names, releasesDir+id+".json")
+	}
+	if err := c.deleteBlobs(ctx, names, opts.Lock, rep); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// deleteBlobs deletes in batches of 256 (one request each), falling back
+// to single deletes when the service refuses batches (some SAS tokens,
+// proxies). A blob already gone is fine.
+func (c *Client) deleteBlobs(ctx context.Context, names []string, lock *Lock, rep progress.Reporter) error {
+	total := int64(len(names))
+	var done int64
+	for start := 0; start < len(names); start += 256 {
+		if lock != nil {
+			if err := lock.Err(); err != nil {
+				return problem.Wrap(err, "re-run prune", "pruning %s", c.name)
+			}
+		}
+		chunk := names[start:min(start+256, len(names))]
+		if err := c.deleteBatch(ctx, chunk); err != nil {
+			if errors.Is(err, context.Canceled) {
+				return err
+			}
+			for _, n := range chunk {
+				_, derr := c.container.NewBlobClient(n).Delete(ctx, nil)
+				if derr != nil && !bloberror.HasCode(derr, bloberror.BlobNotFound) {
+					return c.explain(derr, "deleting "+n)
+				}
+			}
+		}
+		done += int64(len(chunk))
+		rep.Count("deleted", done, total)
+	}
+	return nil
+}
+
+func (c *Client) deleteBatch(ctx context.Context, names []string) error {
+	bb, err := c.container.NewBatchBuilder()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := bb.Delete(n, nil); err != nil {
+			return err
+		}
+	}
+	resp, err := c.container.SubmitBatch(ctx, bb, nil)
+	if err != nil {
+		return err
+	}
+	for _, r := range resp.Responses {
+		if r.Error != nil && !bloberror.HasCode(r.Error, bloberror.BlobNotFound) {
+			return r.Error
+		}
+	}
+	return nil
+}
