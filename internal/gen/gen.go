@@ -49,8 +49,7 @@ type Input struct {
 
 // Param is one generated template parameter.
 type Param struct {
-	Name, Env, DisplayName, Comment string
-	Values                          []string
+	Name, Env, DisplayName string
 }
 
 func describe(s settings.Setting, defaultText string) string {
@@ -104,14 +103,11 @@ func Params() []Param {
 		if !ForPipelines(s) {
 			continue
 		}
-		p := Param{Name: s.CamelName(), Env: s.EnvName(), DisplayName: describe(s, s.Default)}
-		switch {
-		case s.Kind == settings.Bool:
-			p.Values = []string{"", "true", "false"}
-		case len(s.Enum) > 0:
-			p.Values = append([]string{""}, s.Enum...)
-		}
-		out = append(out, p)
+		// No `values:` list even for booleans and choices: Azure Pipelines
+		// requires non-empty values there, and '' (not set) must stay
+		// possible. djdeploy checks the value and names the parameter's
+		// environment variable when it is wrong.
+		out = append(out, Param{Name: s.CamelName(), Env: s.EnvName(), DisplayName: describe(s, s.Default)})
 	}
 	return out
 }
