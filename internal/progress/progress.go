@@ -72,3 +72,21 @@ func (l *Lines) Count(what string, done, total int64) {
 		fmt.Fprintf(l.W, "  %s: %d\n", what, done)
 	}
 }
+
+// Grouper is implemented by reporters that fold each step of a run into a
+// section of the log: GitHub Actions' ::group::, Azure Pipelines' ##[group].
+type Grouper interface {
+	StartGroup(title string)
+	EndGroup()
+}
+
+// Step marks the start of a step on r: a log group where r supports one, a
+// heading line otherwise. Call the returned func when the step ends.
+func Step(r Reporter, title string) (end func()) {
+	if g, ok := r.(Grouper); ok {
+		g.StartGroup(title)
+		return g.EndGroup
+	}
+	r.Infof("== %s", title)
+	return func() {}
+}
