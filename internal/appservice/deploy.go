@@ -130,6 +130,9 @@ func (c *Client) Deploy(ctx context.Context, o DeployOptions) (*DeployResult, er
 		resp, err := c.upload(tctx, pl, scm, f, st.Size())
 		if err != nil {
 			if tctx.Err() != nil {
+				if res.Conflicts > 0 {
+					return nil, timedOut("waiting for another deployment to finish (HTTP 409)", "409 Conflict")
+				}
 				return nil, timedOut("uploading", "")
 			}
 			return nil, problem.Wrap(err, "check the network path to "+site.SCMHost, "uploading the package to %s", o.Target)

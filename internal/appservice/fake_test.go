@@ -39,7 +39,9 @@ type fake struct {
 	bodies   map[string][]byte
 }
 
-func (f *fake) slotHost() string { return "localhost:" + f.host.Listener.Addr().String()[strings.LastIndex(f.host.Listener.Addr().String(), ":")+1:] }
+func (f *fake) slotHost() string {
+	return "localhost:" + f.host.Listener.Addr().String()[strings.LastIndex(f.host.Listener.Addr().String(), ":")+1:]
+}
 func (f *fake) prodHost() string { return f.host.Listener.Addr().String() }
 
 func setup(t *testing.T) (*fake, *Client, *progress.Lines, *bytes.Buffer) {
@@ -70,9 +72,9 @@ func setup(t *testing.T) (*fake, *Client, *progress.Lines, *bytes.Buffer) {
 			next.ServeHTTP(w, r)
 		})
 	}
-	f.arm = httptest.NewServer(record(f.mux, "/arm"))
+	f.arm = httptest.NewServer(record(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { f.mux.ServeHTTP(w, r) }), "/arm"))
 	t.Cleanup(f.arm.Close)
-	f.host = httptest.NewServer(record(f.hmux, ""))
+	f.host = httptest.NewServer(record(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { f.hmux.ServeHTTP(w, r) }), ""))
 	t.Cleanup(f.host.Close)
 
 	// The site and slot resources.
