@@ -378,7 +378,7 @@ func (e *Emulator) updateConfig(q *armReq, sl *slot) {
 	e.mu.Unlock()
 	e.logf("arm: %s config/web updated", sl.resourceName())
 	if restart {
-		e.restartSlot(sl, "startup command changed")
+		go e.restartSlot(sl, "startup command changed")
 	}
 	writeJSON(q.w, http.StatusOK, body)
 }
@@ -422,7 +422,7 @@ func (e *Emulator) updateAppSettings(q *armReq, sl *slot) {
 	e.logf("arm: %s app settings replaced (%d settings)", sl.resourceName(), len(next))
 	if changed {
 		// App Service restarts the app when its settings change.
-		e.restartSlot(sl, "app settings changed")
+		go e.restartSlot(sl, "app settings changed")
 	}
 	writeJSON(q.w, http.StatusOK, body)
 }

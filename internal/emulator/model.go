@@ -42,12 +42,13 @@ type slot struct {
 	inst     atomic.Pointer[instance]
 	starting []*instance // processes being started by a deployment
 
-	deployments []*deployment // oldest first
-	busy        *deployment   // the deployment in progress, if any
-	failNext    FailAt
-	lastSwap    *slotSwapStatus
-	modified    time.Time
-	previewFrom string // applySlotConfig pending: the other slot's name
+	deployments  []*deployment // oldest first
+	busy         *deployment   // the deployment in progress, if any
+	failNext     FailAt
+	lastSwap     *slotSwapStatus
+	modified     time.Time
+	previewFrom  string            // applySlotConfig pending: the other slot's name
+	previewSaved map[string]string // settings before applySlotConfig
 }
 
 type slotSwapStatus struct {

@@ -1,0 +1,308 @@
+package emulator
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// operation is a long-running ARM operation (swap, purge) polled through
+// its operationresults URL.
+type operation struct {
+	id    string
+	kind  string // swap | purge
+	done  bool
+	err   *opError
+	polls int
+	start time.Time
+	end   time.Time
+}
+
+type opError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// SwapRecord is one swap, successful or not, for /_emulator/state.
+type SwapRecord struct {
+	App       string    `json:"app"`
+	Source    string    `json:"source"`
+	Target    string    `json:"target"`
+	Time      time.Time `json:"time"`
+	Succeeded bool      `json:"succeeded"`
+	Error     string    `json:"error,omitempty"`
+	// Releases are the deployment ids the two slots held after the swap
+	// (source, target).
+	Releases [2]string `json:"releases"`
+}
+
+func (e *Emulator) newOperation(kind string) *operation {
+	op := &operation{id: newGUID(), kind: kind, start: time.Now().UTC()}
+	e.mu.Lock()
+	e.ops[op.id] = op
+	e.mu.Unlock()
+	return op
+}
+
+func (e *Emulator) finishOperation(op *operation, err *opError) {
+	e.mu.Lock()
+	op.done, op.err, op.end = true, err, time.Now().UTC()
+	e.mu.Unlock()
+}
+
+func (e *Emulator) operationURL(rg, namespace, id string) string {
+	return fmt.Sprintf("%s/subscriptions/%s/resourceGroups/%s/providers/%s/operationresults/%s?api-version=2024-04-01",
+		e.armURL, e.res.Subscription, rg, namespace, id)
+}
+
+// serveOperation answers a poll. Swaps follow the Location protocol (202
+// while running, then 200, or an ARM error); purges the
+// Azure-AsyncOperation one (200 with {"status":...}). Every operation
+// answers "in progress" at least once, as Azure's do.
+func (e *Emulator) serveOperation(q *armReq, id string) {
+	e.mu.Lock()
+	op := e.ops[id]
+	if op == nil {
+		e.mu.Unlock()
+		armError(q.w, http.StatusNotFound, "OperationNotFound", fmt.Sprintf("The operation '%s' could not be found.", id))
+		return
+	}
+	running := !op.done || op.polls == 0
+	op.polls++
+	kind, opErr, start, end := op.kind, op.err, op.start, op.end
+	e.mu.Unlock()
+	ra := strconv.Itoa(e.cfg.RetryAfter)
+	if kind == "purge" {
+		body := map[string]any{"id": q.r.URL.Path, "name": id, "startTime": start.Format(time.RFC3339Nano)}
+		switch {
+		case running:
+			body["status"] = "InProgress"
+			q.w.Header().Set("Retry-After", ra)
+		case opErr != nil:
+			body["status"], body["endTime"], body["error"] = "Failed", end.Format(time.RFC3339Nano), opErr
+		default:
+			body["status"], body["endTime"] = "Succeeded", end.Format(time.RFC3339Nano)
+		}
+		writeJSON(q.w, http.StatusOK, body)
+		return
+	}
+	switch {
+	case running:
+		q.w.Header().Set("Location", "http://"+e.armHost+q.r.URL.RequestURI())
+		q.w.Header().Set("Retry-After", ra)
+		q.w.WriteHeader(http.StatusAccepted)
+	case opErr != nil:
+		armError(q.w, http.StatusBadRequest, opErr.Code, opErr.Message)
+	default:
+		q.w.WriteHeader(http.StatusOK)
+	}
+}
+
+type csmSlotEntity struct {
+	TargetSlot   string `json:"targetSlot"`
+	PreserveVnet *bool  `json:"preserveVnet"`
+}
+
+func readSlotEntity(q *armReq) (csmSlotEntity, bool) {
+	var body csmSlotEntity
+	b, _ := io.ReadAll(io.LimitReader(q.r.Body, 1<<20))
+	if err := json.Unmarshal(b, &body); err != nil {
+		armError(q.w, http.StatusBadRequest, "InvalidRequestContent", "The request content was invalid and could not be deserialized: "+err.Error())
+		return body, false
+	}
+	if body.TargetSlot == "" {
+		armError(q.w, http.StatusBadRequest, "BadRequest", "The parameter targetSlot is required.")
+		return body, false
+	}
+	return body, true
+}
+
+// startSwap is POST .../[slots/{slot}/]slotsswap: 202 + Location +
+// Retry-After, then the warm-up and the switch run in the background.
+func (e *Emulator) startSwap(q *armReq, src *slot) {
+	body, ok := readSlotEntity(q)
+	if !ok {
+		return
+	}
+	s := src.site
+	e.mu.Lock()
+	dst := s.slots[strings.ToLower(body.TargetSlot)]
+	switch {
+	case dst == nil:
+		e.mu.Unlock()
+		armError(q.w, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Cannot swap: the slot '%s' of site '%s' does not exist.", body.TargetSlot, s.cfg.Name))
+		return
+	case dst == src:
+		e.mu.Unlock()
+		armError(q.w, http.StatusBadRequest, "BadRequest", "Cannot swap a slot with itself.")
+		return
+	case s.swapping:
+		e.mu.Unlock()
+		armError(q.w, http.StatusConflict, "Conflict", "Cannot modify this site because another operation is in progress.")
+		return
+	}
+	s.swapping = true
+	e.mu.Unlock()
+	op := e.newOperation("swap")
+	e.logf("arm: swap %s <-> %s started (operation %s)", src.resourceName(), dst.name, op.id)
+	go e.runSwap(op, src, dst)
+	q.w.Header().Set("Location", e.operationURL(s.cfg.ResourceGroup, "Microsoft.Web", op.id))
+	q.w.Header().Set("Retry-After", strconv.Itoa(e.cfg.RetryAfter))
+	q.w.WriteHeader(http.StatusAccepted)
+}
+
+// runSwap warms up the slot going into production (else the source), then
+// exchanges the two slots' releases, non-sticky settings and startup
+// commands at once. If warm-up fails, nothing changes.
+func (e *Emulator) runSwap(op *operation, src, dst *slot) {
+	s := src.site
+	warm, other := src, dst
+	if src.isProduction() {
+		warm, other = dst, src
+	}
+	err := e.warmUp(warm, other)
+	rec := SwapRecord{App: s.cfg.Name, Source: src.name, Target: dst.name, Time: time.Now().UTC()}
+	e.mu.Lock()
+	if err == nil {
+		a, b := src.inst.Load(), dst.inst.Load()
+		src.inst.Store(b)
+		dst.inst.Store(a)
+		sticky := s.sticky.AppSettingNames
+		sa, sb := src.settings, dst.settings
+		src.settings, dst.settings = swapSettings(sa, sb, sticky), swapSettings(sb, sa, sticky)
+		for _, k := range []string{"appCommandLine", "linuxFxVersion"} {
+			src.config[k], dst.config[k] = dst.config[k], src.config[k]
+		}
+		now := time.Now().UTC()
+		st := &slotSwapStatus{TimestampUtc: now.Format(time.RFC3339Nano), SourceSlotName: src.name, DestinationSlotName: dst.name}
+		src.lastSwap, dst.lastSwap = st, st
+		src.modified, dst.modified = now, now
+		rec.Succeeded = true
+		rec.Releases = [2]string{b.release, a.release}
+	} else {
+		rec.Error = err.Error()
+		rec.Releases = [2]string{src.inst.Load().release, dst.inst.Load().release}
+	}
+	e.swaps = append(e.swaps, rec)
+	s.swapping = false
+	e.mu.Unlock()
+	if err != nil {
+		e.logf("arm: swap %s <-> %s failed: %v", src.resourceName(), dst.name, err)
+		e.finishOperation(op, &opError{Code: "SwapWarmupFailed", Message: "Failed to swap slots: " + err.Error()})
+		return
+	}
+	e.logf("arm: swap %s <-> %s done", src.resourceName(), dst.name)
+	e.finishOperation(op, nil)
+}
+
+// swapSettings is what a slot holds after a swap: the other slot's
+// settings, except sticky ones, which stay.
+func swapSettings(own, other map[string]string, sticky []string) map[string]string {
+	out := map[string]string{}
+	for k, v := range other {
+		if !containsFold(sticky, k) {
+			out[k] = v
+		}
+	}
+	for k, v := range own {
+		if containsFold(sticky, k) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func containsFold(l []string, s string) bool {
+	return slices.ContainsFunc(l, func(x string) bool { return strings.EqualFold(x, s) })
+}
+
+// warmUp requests WEBSITE_SWAP_WARMUP_PING_PATH (default /) on the slot's
+// host and checks WEBSITE_SWAP_WARMUP_PING_STATUSES (default: any status).
+// A release that is not running fails warm-up whatever the settings.
+func (e *Emulator) warmUp(warm, other *slot) error {
+	e.mu.Lock()
+	path := firstNonEmpty(warm.settings["WEBSITE_SWAP_WARMUP_PING_PATH"], other.settings["WEBSITE_SWAP_WARMUP_PING_PATH"], "/")
+	statuses := firstNonEmpty(warm.settings["WEBSITE_SWAP_WARMUP_PING_STATUSES"], other.settings["WEBSITE_SWAP_WARMUP_PING_STATUSES"])
+	in := warm.inst.Load()
+	host := warm.host
+	e.mu.Unlock()
+	if in.dir != "" && !in.running() {
+		return fmt.Errorf("the app in slot '%s' is not running (its last start failed)", warm.name)
+	}
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	var status int
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		resp, err := client.Get("http://" + host + path)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			status, lastErr = resp.StatusCode, nil
+			break
+		}
+		lastErr = err
+		time.Sleep(300 * time.Millisecond)
+	}
+	if lastErr != nil {
+		return fmt.Errorf("warm-up request to %s of slot '%s' failed: %v", path, warm.name, lastErr)
+	}
+	if statuses == "" {
+		return nil
+	}
+	for _, s := range strings.Split(statuses, ",") {
+		if strings.TrimSpace(s) == strconv.Itoa(status) {
+			return nil
+		}
+	}
+	return fmt.Errorf("warm-up request to %s of slot '%s' returned %d, not one of WEBSITE_SWAP_WARMUP_PING_STATUSES (%s)", path, warm.name, status, statuses)
+}
+
+// serveSlotConfigPreview is applySlotConfig (swap with preview, phase 1:
+// the current slot takes the target's sticky settings) and resetSlotConfig
+// (cancel: the current slot gets its own back).
+func (e *Emulator) serveSlotConfigPreview(q *armReq, cur *slot, apply bool) {
+	s := cur.site
+	if !apply {
+		e.mu.Lock()
+		if cur.previewSaved != nil {
+			cur.settings = cur.previewSaved
+			cur.previewSaved, cur.previewFrom = nil, ""
+		}
+		e.mu.Unlock()
+		q.w.WriteHeader(http.StatusOK)
+		return
+	}
+	body, ok := readSlotEntity(q)
+	if !ok {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	target := s.slots[strings.ToLower(body.TargetSlot)]
+	if target == nil || target == cur {
+		armError(q.w, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Cannot apply slot configuration from slot '%s'.", body.TargetSlot))
+		return
+	}
+	if cur.previewSaved == nil {
+		cur.previewSaved = cloneMap(cur.settings)
+	}
+	next := cloneMap(cur.settings)
+	for _, k := range s.sticky.AppSettingNames {
+		if v, ok := target.settings[k]; ok {
+			next[k] = v
+		} else {
+			delete(next, k)
+		}
+	}
+	cur.settings = next
+	cur.previewFrom = target.name
+	q.w.WriteHeader(http.StatusOK)
+}
