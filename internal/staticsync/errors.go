@@ -43,7 +43,9 @@ func (c *Client) advice(err error) (fix string, usage bool) {
 		case "token":
 			return "grant the signed-in identity the 'Storage Blob Data Contributor' role on the storage account or the container (Owner or Contributor alone does not give data access); role assignments take a few minutes to apply", false
 		}
-		return "the account key does not allow this operation; check the storage account's firewall and that shared key access is allowed", false
+		// Azure answers a wrong key with AuthenticationFailed, a firewall
+		// with AuthorizationFailure; Azurite answers a wrong key with the latter.
+		return "the account key was rejected, or the storage account's firewall blocks this runner, or shared key access is disabled on the account", false
 	case bloberror.HasCode(err, bloberror.AuthorizationResourceTypeMismatch, bloberror.AuthorizationServiceMismatch):
 		return "the SAS token does not cover this resource: use an account SAS for the Blob service with container and object resource types", false
 	case bloberror.HasCode(err, bloberror.AuthenticationFailed, bloberror.NoAuthenticationInformation):
