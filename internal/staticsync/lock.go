@@ -13,8 +13,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
 	"github.com/djdeploy/djdeploy/internal/problem"
 	"github.com/djdeploy/djdeploy/internal/progress"
@@ -159,8 +159,6 @@ func AcquireLock(ctx context.Context, c *Client, holder string, wait time.Durati
 	go l.renew()
 	return l, nil
 }
-
-
 
 // ReadLockHolder reports who holds (or last held) the lock.
 func ReadLockHolder(ctx context.Context, c *Client) (LockHolder, error) {
