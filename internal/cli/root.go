@@ -109,6 +109,11 @@ func Main(ctx context.Context, args []string, streams IO, getenv func(string) st
 	if err == nil {
 		return problem.ExitOK
 	}
+	// The CI adapters (ci.go) report in their CI's own format already.
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
 	err = classify(err)
 	renderError(env.Err, err)
 	return problem.ExitCode(err)
