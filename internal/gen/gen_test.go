@@ -162,3 +162,8 @@ func TestReplaceSection(t *testing.T) {
 		t.Error("missing markers accepted")
 	}
 }
+
+func readFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	return string(b), err
+}
