@@ -196,4 +196,3 @@ func zipFiles(t *testing.T, files map[string]string) []byte {
 	}
 	return zipDir(t, dir)
 }
-

@@ -137,7 +137,7 @@ type Emulator struct {
 
 	faults   *Faults
 	reqMu    sync.Mutex
-	reqs     []requestRecord
+	reqs     []*requestRecord
 	tokens   atomic.Int64
 	servers  []*http.Server
 	wg       sync.WaitGroup

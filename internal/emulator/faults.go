@@ -249,12 +249,11 @@ func (e *Emulator) instrument(kind string, h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		rec := requestRecord{Kind: kind, Method: r.Method, Path: r.URL.Path}
-		defer func() {
-			e.reqMu.Lock()
-			e.reqs = append(e.reqs, rec)
-			e.reqMu.Unlock()
-		}()
+		// Counted on arrival, so a request held by a delay already counts.
+		rec := &requestRecord{Kind: kind, Method: r.Method, Path: r.URL.Path}
+		e.reqMu.Lock()
+		e.reqs = append(e.reqs, rec)
+		e.reqMu.Unlock()
 		if f := e.faults.take(kind, r); f != nil {
 			e.logf("fault: %s %s %s -> %s", kind, r.Method, r.URL.Path, describeFault(f))
 			if f.Delay > 0 {
