@@ -419,6 +419,9 @@ func (e *Emulator) startInstance(sl *slot, dir, release string, failRuntime bool
 	siteName, slotName, rg := sl.site.cfg.Name, sl.name, sl.site.cfg.ResourceGroup
 	e.mu.Unlock()
 
+	if e.closed.Load() {
+		return nil, errors.New("emulator closed")
+	}
 	port, err := freePort()
 	if err != nil {
 		return nil, err
