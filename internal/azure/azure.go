@@ -157,7 +157,9 @@ func (c Config) HTTPClient(timeout time.Duration) (*http.Client, error) {
 
 type transporterRoundTripper struct{ t policy.Transporter }
 
-func (r transporterRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return r.t.Do(req) }
+func (r transporterRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	return r.t.Do(req)
+}
 
 // IsLoopbackURL reports whether u's host is a loopback address or localhost.
 func IsLoopbackURL(u string) bool {
