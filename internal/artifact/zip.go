@@ -225,15 +225,9 @@ func writeZip(ctx context.Context, w io.Writer, ents []fileEntry, opt ZipOptions
 		if !isASCII(e.Name) && utf8.ValidString(e.Name) {
 			fh.Flags |= 0x800 // the name is UTF-8
 		}
-		if e.Src == "" {
-			<-slots
-			fh.Method = zip.Store
-			if _, err := zw.CreateRaw(fh); err != nil {
-				return st, fmt.Errorf("writing zip: %w", err)
-			}
-			st.Dirs++
-			continue
-		}
+		// Every entry, folders included, went through a worker: receiving
+		// its result proves its slot was taken, so the release below
+		// cannot block.
 		var r *compressed
 		select {
 		case r = <-results[i]:
@@ -241,6 +235,14 @@ func writeZip(ctx context.Context, w io.Writer, ents []fileEntry, opt ZipOptions
 			return st, ctx.Err()
 		}
 		<-slots
+		if e.Src == "" {
+			fh.Method = zip.Store
+			if _, err := zw.CreateRaw(fh); err != nil {
+				return st, fmt.Errorf("writing zip: %w", err)
+			}
+			st.Dirs++
+			continue
+		}
 		if r.err != nil {
 			r.release()
 			return st, r.err
