@@ -64,6 +64,9 @@ type ConfigOptions struct {
 	// Fix writes what differs; otherwise a difference is a usage error that
 	// says exactly what to set, and nothing is changed.
 	Fix bool
+	// DryRun reports every change, extra settings included, and writes
+	// nothing (release --plan).
+	DryRun bool
 }
 
 // ConfigChange is one difference. Current values are never recorded: app
@@ -233,6 +236,12 @@ func (c *Client) EnsureConfig(ctx context.Context, o ConfigOptions) (*ConfigResu
 		c.log.Warnf("%s", w)
 	}
 
+	if o.DryRun {
+		for _, k := range sortedKeys(extras) {
+			res.Changes = append(res.Changes, ConfigChange{Kind: "app-setting", Name: k, Want: extras[k], State: "release"})
+		}
+		return res, nil
+	}
 	if len(res.Changes) > 0 && !o.Fix {
 		return res, configProblem(o.Target, res.Changes)
 	}

@@ -185,3 +185,23 @@ func TestReadRelease(t *testing.T) {
 		t.Errorf("bad JSON: err = %v", err)
 	}
 }
+
+func TestEnsureConfigDryRunWritesNothing(t *testing.T) {
+	f, c, _, _ := setup(t)
+	puts, patches := configFake(t, f, map[string]string{"DATABASE_URL": secretValue}, "PYTHON|3.11", "", "B1", nil)
+	res, err := c.EnsureConfig(context.Background(), ConfigOptions{Target: slotTarget(), Release: remoteRelease(), StartupCommand: "auto",
+		ExtraSettings: map[string]string{"DJDEPLOY_RELEASE_ID": "r1"}, DryRun: true})
+	if err != nil {
+		t.Fatalf("dry run: %v", err)
+	}
+	if len(*puts)+len(*patches) != 0 || res.Applied {
+		t.Errorf("dry run wrote: puts=%v patches=%v", *puts, *patches)
+	}
+	var names []string
+	for _, ch := range res.Changes {
+		names = append(names, ch.Name)
+	}
+	if got := strings.Join(names, ","); !strings.Contains(got, "DJDEPLOY_RELEASE_ID") || !strings.Contains(got, "linuxFxVersion") {
+		t.Errorf("changes = %s", got)
+	}
+}
