@@ -21,5 +21,5 @@ fi
 if [ ! -x .tools/node_modules/.bin/azurite-blob ] || ! grep -q "\"version\": \"$AZURITE_VERSION\"" .tools/node_modules/azurite/package.json 2>/dev/null; then
   echo "deps: installing azurite@$AZURITE_VERSION into .tools/" >&2
   mkdir -p .tools
-  npm install --silent --no-audit --no-fund --prefix .tools "azurite@$AZURITE_VERSION" >/dev/null
+  npm install --silent --no-audit --no-fund --save-exact --prefix .tools "azurite@$AZURITE_VERSION" >/dev/null
 fi

@@ -116,6 +116,8 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			return nil, err
 		}
 		s.Dir, s.owns = d, true
+	} else if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating azurite's folder: %w", err)
 	}
 	args := []string{"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port),
 		"--skipApiVersionCheck", "--loose", "--disableTelemetry"}

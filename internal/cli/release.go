@@ -1,0 +1,360 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/djdeploy/djdeploy/internal/appservice"
+	"github.com/djdeploy/djdeploy/internal/cdn"
+	"github.com/djdeploy/djdeploy/internal/problem"
+	"github.com/djdeploy/djdeploy/internal/progress"
+	"github.com/djdeploy/djdeploy/internal/release"
+	"github.com/djdeploy/djdeploy/internal/report"
+	"github.com/djdeploy/djdeploy/internal/settings"
+	"github.com/djdeploy/djdeploy/internal/smoke"
+	"github.com/djdeploy/djdeploy/internal/staticsync"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	register(5, newReleaseCmd)
+	ciRunner = runForCI
+}
+
+func newReleaseCmd(env *Env) *cobra.Command {
+	var asJSON, plan bool
+	cmd := &cobra.Command{
+		Use:   "release",
+		Short: "Build, sync static files, deploy to a slot, swap, purge: the whole release",
+		Long: `Release runs the whole zero-downtime release of a Django project to App Service:
+
+   1. lock        take the release lock (a blob lease beside the static files)
+   2. build       the reproducible zip and the collected static files
+                  (or --artifact: a prebuilt 'djdeploy build --out' folder)
+   3. static-sync upload new and changed static files; nothing is deleted,
+                  so the live site keeps all of its files
+   4. pre-swap    optional command such as migrations (--pre-swap-command),
+                  in this job or in the slot before gunicorn starts
+   5. deploy      set STATIC_URL and DJDEPLOY_RELEASE_ID on the slot, zip-deploy
+   6. warm-up     the slot's health path answers; smoke gate if configured
+   7. swap        swap the slot into production, verify, swap back on failure
+   8. purge       purge the CDN for changed files without a content hash
+   9. prune       delete static files no live or recent release references
+  10. report      what changed, how long each step took, the URLs
+
+A failure at any step leaves production serving the previous release with all
+of its static files. Re-running the same release resumes: the state lives in
+the storage container, so a CI re-run on a fresh runner skips what is done.
+
+Migrations must stay backward compatible with the release that is still live
+until the swap: add columns and tables first, remove them a release later.
+
+--plan prints what would happen and changes nothing.`,
+		Example: `  # against the local emulator (eval "$(djdeploy emulator --env-file /dev/stdout)" or make demo)
+  djdeploy release --project examples/django-app --python /usr/bin/python3 --fix-settings
+
+  # what would happen, changing nothing
+  djdeploy release --plan
+
+  # with migrations and a smoke gate
+  djdeploy release --pre-swap-command "python manage.py migrate --noinput" \
+    --smoke-requests 200 --smoke-max-p95 800ms`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			projectDir := env.ProjectDir(cmd)
+			vals, err := env.LoadSettings(cmd, projectDir)
+			if err != nil {
+				return err
+			}
+			rep := env.azureProgress(vals)
+			if plan {
+				p, err := planRelease(cmd.Context(), env, vals, projectDir, rep)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return env.PrintJSON(p)
+				}
+				printPlan(env, p)
+				return nil
+			}
+			out, err := runRelease(cmd.Context(), env, vals, projectDir, rep)
+			if out != nil {
+				if asJSON {
+					if perr := env.PrintJSON(out); perr != nil && err == nil {
+						return perr
+					}
+				} else {
+					fmt.Fprint(env.Out, report.Markdown(out, report.MarkdownOptions{}))
+				}
+			}
+			return err
+		},
+	}
+	settings.BindFlags(cmd.Flags(), settings.ForCommand("release"))
+	cmd.Flags().BoolVar(&plan, "plan", false, "print what the release would do and change nothing")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON on stdout")
+	return cmd
+}
+
+// releaseSetup is everything a release or a plan needs, from settings.
+type releaseSetup struct {
+	deps release.Deps
+	opt  release.Options
+	tmp  string
+}
+
+func (s *releaseSetup) cleanup() {
+	if s.tmp != "" {
+		os.RemoveAll(s.tmp)
+	}
+}
+
+func setupRelease(ctx context.Context, env *Env, vals *settings.Values, projectDir string, rep progress.Reporter) (*releaseSetup, error) {
+	if err := vals.Require("resource-group", "app"); err != nil {
+		return nil, err
+	}
+	if vals.String("slot") == "" || strings.EqualFold(vals.String("slot"), "production") {
+		return nil, problem.Usagef("set --slot to a deployment slot such as staging (create one with az webapp deployment slot create)",
+			"a release deploys to a staging slot and swaps it in; slot %q is not a deployment slot", vals.String("slot"))
+	}
+	skip := map[string]bool{}
+	for _, s := range vals.List("skip") {
+		if !contains(release.Skippable, s) {
+			return nil, problem.Usagef("skip one of: "+strings.Join(release.Skippable, ", "), "--skip %q is not a step that can be skipped", s)
+		}
+		skip[s] = true
+	}
+	s := &releaseSetup{}
+	buildOpt, err := buildOptions(env, vals, projectDir)
+	if err != nil {
+		return nil, err
+	}
+	if buildOpt.OutDir == "" && vals.String("artifact") == "" {
+		// A release builds into a temporary folder: inside the project it
+		// would end up in the next zip.
+		tmp, err := os.MkdirTemp("", "djdeploy-release-")
+		if err != nil {
+			return nil, err
+		}
+		s.tmp, buildOpt.OutDir = tmp, tmp
+	}
+
+	acc, err := env.Azure(vals)
+	if err != nil {
+		s.cleanup()
+		return nil, err
+	}
+	static, err := openStatic(ctx, vals)
+	if err != nil {
+		s.cleanup()
+		return nil, err
+	}
+	hc, err := acc.HTTPClient(30 * time.Second)
+	if err != nil {
+		s.cleanup()
+		return nil, err
+	}
+	app, err := appservice.New(acc.Subscription, acc.Credential, acc.Options, hc, rep)
+	if err != nil {
+		s.cleanup()
+		return nil, err
+	}
+	headers, err := staticHeaders(vals)
+	if err != nil {
+		s.cleanup()
+		return nil, err
+	}
+	warm, verify, err := healthChecks(vals)
+	if err != nil {
+		s.cleanup()
+		return nil, err
+	}
+	s.deps = release.Deps{Static: static, App: app, HTTP: hc}
+	s.opt = release.Options{
+		Build:            buildOpt,
+		ArtifactDir:      vals.String("artifact"),
+		Target:           appservice.Target{ResourceGroup: vals.String("resource-group"), App: vals.String("app"), Slot: vals.String("slot")},
+		Sync:             staticsync.SyncOptions{Headers: headers, Concurrency: vals.Int("static-concurrency")},
+		StaticURL:        vals.String("static-url"),
+		StaticURLSetting: vals.String("static-url-setting"),
+		StartupCommand:   vals.String("startup-command"),
+		Workers:          vals.Int("workers"),
+		PythonVersion:    vals.String("python-version"),
+		FixSettings:      vals.Bool("fix-settings"),
+		PreSwapCommand:   vals.String("pre-swap-command"),
+		PreSwapWhere:     vals.String("pre-swap-where"),
+		ProjectDir:       projectDir,
+		DeployTimeout:    vals.Duration("deploy-timeout"),
+		WarmUp:           warm,
+		Verify:           verify,
+		SwapTimeout:      vals.Duration("swap-timeout"),
+		NoRollback:       vals.Bool("no-rollback"),
+		CheckRelease:     vals.Bool("check-release"),
+		Smoke: smoke.Options{Paths: vals.List("smoke-paths"), Requests: vals.Int("smoke-requests"),
+			Concurrency: vals.Int("smoke-concurrency"), MaxP95: vals.Duration("smoke-max-p95")},
+		Prune:    staticsync.PruneOptions{Keep: vals.Int("static-keep"), Grace: vals.Duration("static-grace")},
+		Skip:     skip,
+		Holder:   staticLockHolder(env.getenv),
+		LockWait: vals.Duration("lock-timeout"),
+	}
+
+	// The CDN is optional: without a profile and endpoint, purge is a typed skip.
+	if vals.String("cdn-profile") != "" && vals.String("cdn-endpoint") != "" {
+		purger, err := cdn.New(acc.Subscription, acc.Credential, acc.Options, rep)
+		if err != nil {
+			s.cleanup()
+			return nil, err
+		}
+		rg := vals.String("cdn-resource-group")
+		if rg == "" {
+			rg = vals.String("resource-group")
+		}
+		ep, err := purger.GetEndpoint(ctx, rg, vals.String("cdn-profile"), vals.String("cdn-endpoint"))
+		if err != nil {
+			s.cleanup()
+			return nil, err
+		}
+		origin := vals.String("cdn-origin-path")
+		if origin == "" {
+			origin = ep.OriginPath
+		}
+		if origin == "" && ep.Kind == cdn.FrontDoor {
+			// Front Door keeps the origin path on its route, out of ARM's
+			// endpoint resource; the usual setup routes to the container.
+			origin = "/" + static.Container()
+		}
+		s.deps.CDN = purger
+		s.opt.CDNOriginPath = origin
+		s.opt.Purge = cdn.Request{ResourceGroup: rg, Profile: vals.String("cdn-profile"), Endpoint: vals.String("cdn-endpoint"),
+			Kind: ep.Kind, Domains: vals.List("domain"), MaxRequests: vals.Int("purge-max-requests"), Timeout: vals.Duration("purge-timeout")}
+		if s.opt.StaticURL == "" {
+			s.opt.StaticURL = cdnStaticURL(ep, static, origin)
+		}
+	}
+	if s.opt.StaticURL == "" {
+		s.opt.StaticURL = static.URL() + "/" + static.Prefix()
+	}
+	return s, nil
+}
+
+// cdnStaticURL maps the container's prefix through the endpoint's origin
+// path, the same mapping purge uses, so pages link what purge evicts.
+func cdnStaticURL(ep *cdn.Endpoint, static *staticsync.Client, origin string) string {
+	const probe = "djdeploy-probe"
+	paths, _ := cdn.BlobNamesToPaths([]string{static.Prefix() + probe}, static.Container(), origin)
+	if len(paths) == 0 {
+		return ""
+	}
+	return ep.URL() + strings.TrimSuffix(paths[0], probe)
+}
+
+func runRelease(ctx context.Context, env *Env, vals *settings.Values, projectDir string, rep progress.Reporter) (*report.Release, error) {
+	s, err := setupRelease(ctx, env, vals, projectDir, rep)
+	if err != nil {
+		return nil, err
+	}
+	defer s.cleanup()
+	out, err := release.Run(ctx, s.deps, s.opt, rep)
+	if out != nil {
+		out.StaticURL = s.opt.StaticURL
+	}
+	return out, err
+}
+
+// runForCI runs the command the CI step names and returns its report.
+// Parts other than release run their own command with the same settings.
+func runForCI(ctx context.Context, env *Env, vals *settings.Values, rep progress.Reporter) (*report.Release, error) {
+	projectDir := vals.String("project")
+	if projectDir == "" {
+		projectDir = "."
+	}
+	command := strings.ToLower(vals.String("command"))
+	if command == "" || command == "release" {
+		return runRelease(ctx, env, vals, projectDir, rep)
+	}
+	started := time.Now()
+	args := []string{command}
+	if command == "static" {
+		args = append(args, "sync")
+	}
+	// The part reads the same settings: the CI front end already put them in
+	// the environment the sub-command reads.
+	sub := &Env{IO: IO{In: env.In, Out: env.Out, Err: env.Err}, Getenv: settingsGetenv(vals, env.getenv)}
+	root := NewRoot(sub)
+	root.SetArgs(args)
+	end := progress.Step(rep, command)
+	err := root.ExecuteContext(ctx)
+	end()
+	out := &report.Release{Started: started, Duration: time.Since(started), Outcome: report.Succeeded, App: vals.String("app"), Slot: vals.String("slot"),
+		Steps: []report.Step{{Name: command, Status: report.StepDone, Started: started, Duration: time.Since(started)}}}
+	if err != nil {
+		out.Outcome, out.FailedStep, out.Error = report.Failed, command, err.Error()
+		out.Steps[0].Status = report.StepFailed
+	}
+	return out, err
+}
+
+// settingsGetenv serves resolved settings through their environment names,
+// so a sub-command run from CI sees exactly what the step was given.
+func settingsGetenv(vals *settings.Values, fallback func(string) string) func(string) string {
+	byEnv := map[string]string{}
+	for _, s := range settings.All() {
+		if v := vals.Get(s.Name); v.Source != settings.FromDefault {
+			byEnv[s.EnvName()] = v.Raw
+		}
+	}
+	return func(k string) string {
+		if v, ok := byEnv[k]; ok {
+			return v
+		}
+		return fallback(k)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, l := range list {
+		if l == s {
+			return true
+		}
+	}
+	return false
+}
+
+func planRelease(ctx context.Context, env *Env, vals *settings.Values, projectDir string, rep progress.Reporter) (*release.PlanResult, error) {
+	s, err := setupRelease(ctx, env, vals, projectDir, rep)
+	if err != nil {
+		return nil, err
+	}
+	defer s.cleanup()
+	return release.Plan(ctx, s.deps, s.opt, rep)
+}
+
+func printPlan(env *Env, p *release.PlanResult) {
+	w := env.Out
+	fmt.Fprintf(w, "release %s → slot %s, then production (nothing was changed)\n", p.ReleaseID, p.Slot)
+	if p.AlreadyLive {
+		fmt.Fprintf(w, "  production already runs %s: only purge and prune would run\n", p.ReleaseID)
+	} else if p.Production != "" {
+		fmt.Fprintf(w, "  production runs %s now\n", p.Production)
+	}
+	fmt.Fprintf(w, "  static files: %d to upload (%d bytes), %d unchanged\n", len(p.Upload), p.UploadBytes, p.Unchanged)
+	for _, u := range p.Upload {
+		fmt.Fprintf(w, "    + %s\n", u)
+	}
+	fmt.Fprintf(w, "  slot settings to change: %d\n", len(p.Settings))
+	for _, c := range p.Settings {
+		fmt.Fprintf(w, "    %s %s = %s (%s)\n", c.Kind, c.Name, c.Want, c.State)
+	}
+	fmt.Fprintf(w, "  STATIC_URL: %s\n", p.StaticURL)
+	fmt.Fprintf(w, "  CDN paths to purge: %d\n", len(p.PurgePaths))
+	for _, u := range p.PurgePaths {
+		fmt.Fprintf(w, "    - %s\n", u)
+	}
+	if len(p.Skipped) > 0 {
+		fmt.Fprintf(w, "  skipped steps: %s\n", strings.Join(p.Skipped, ", "))
+	}
+}

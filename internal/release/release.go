@@ -1,0 +1,688 @@
+// Package release runs a whole zero-downtime release as ordered steps:
+// lock, build, static sync, pre-swap command, deploy to the staging slot,
+// warm-up, smoke gate, swap with verification and swap-back, CDN purge,
+// prune, report.
+//
+// Production is never left broken: static sync only adds files, the deploy
+// goes to a slot, the swap is verified and undone on failure, and prune
+// deletes only files that no release that production or a slot runs, and
+// none of the last N live releases, references.
+//
+// A re-run of the same release resumes: the release's state lives in the
+// storage container beside its manifests and lock (a CI re-run starts on a
+// fresh runner), and what the live site already shows (which release each
+// slot runs, read from its DJDEPLOY_RELEASE_ID app setting) decides what is
+// still to do.
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/djdeploy/djdeploy/internal/appservice"
+	"github.com/djdeploy/djdeploy/internal/artifact"
+	"github.com/djdeploy/djdeploy/internal/cdn"
+	"github.com/djdeploy/djdeploy/internal/problem"
+	"github.com/djdeploy/djdeploy/internal/progress"
+	"github.com/djdeploy/djdeploy/internal/report"
+	"github.com/djdeploy/djdeploy/internal/smoke"
+	"github.com/djdeploy/djdeploy/internal/staticsync"
+)
+
+// ReleaseIDSetting is the app setting that tells which release a slot runs.
+// It is not slot-sticky, so it moves with the content on a swap.
+const ReleaseIDSetting = "DJDEPLOY_RELEASE_ID"
+
+// Step names, in order. They are the keys of --skip and of the report.
+const (
+	StepLock    = "lock"
+	StepBuild   = "build"
+	StepStatic  = "static-sync"
+	StepPreSwap = "pre-swap"
+	StepDeploy  = "deploy"
+	StepWarmUp  = "warm-up"
+	StepSmoke   = "smoke"
+	StepSwap    = "swap"
+	StepPurge   = "purge"
+	StepPrune   = "prune"
+)
+
+// Steps lists every step in order.
+var Steps = []string{StepLock, StepBuild, StepStatic, StepPreSwap, StepDeploy, StepWarmUp, StepSmoke, StepSwap, StepPurge, StepPrune}
+
+// Skippable are the steps --skip accepts.
+var Skippable = []string{StepStatic, StepPreSwap, StepSmoke, StepPurge, StepPrune}
+
+// Deps are the clients a release drives, built by the caller from settings.
+type Deps struct {
+	Static *staticsync.Client
+	App    *appservice.Client
+	CDN    *cdn.Purger  // nil: no CDN configured; purge is skipped
+	HTTP   *http.Client // smoke gate requests
+}
+
+// Options describe one release.
+type Options struct {
+	// Build is used when ArtifactDir is empty.
+	Build artifact.Options
+	// ArtifactDir is a prebuilt `djdeploy build --out` folder (app.zip,
+	// static/, release.json) from an earlier CI job.
+	ArtifactDir string
+
+	Target appservice.Target // the staging slot
+
+	Sync staticsync.SyncOptions // Headers, Concurrency, block sizes
+
+	// StaticURL is the public URL of the static files, written to the slot
+	// as StaticURLSetting so the pages it serves link the files just synced.
+	StaticURL        string
+	StaticURLSetting string // default STATIC_URL
+
+	// Slot configuration (see appservice.ConfigOptions).
+	StartupCommand string
+	Workers        int
+	PythonVersion  string
+	FixSettings    bool
+	// ExtraSettings are set on the slot with the release id and static URL.
+	ExtraSettings map[string]string
+
+	// PreSwapCommand (usually migrations) runs before the swap: in the CI
+	// job ("ci", with the slot's app settings as its environment) or in the
+	// slot when it starts ("slot", before gunicorn, on every instance start).
+	PreSwapCommand string
+	PreSwapWhere   string
+	// ProjectDir is where a "ci" pre-swap command runs.
+	ProjectDir string
+
+	DeployTimeout time.Duration
+	WarmUp        appservice.HealthCheck
+	Verify        appservice.HealthCheck
+	SwapTimeout   time.Duration
+	NoRollback    bool
+	// CheckRelease makes warm-up and verification require the release id
+	// in the health answer (body or X-Release-Id): proof that the new code,
+	// not a stale instance, answered. The app must report it.
+	CheckRelease bool
+
+	Smoke smoke.Options // BaseURL is filled in from the slot
+
+	Purge cdn.Request // ResourceGroup, Profile, Endpoint, Domains, limits; Paths filled in
+	// CDNOriginPath maps blob names to URL paths (Front Door routes keep
+	// their origin path out of ARM's endpoint resource).
+	CDNOriginPath string
+
+	Prune staticsync.PruneOptions // Keep, Grace
+
+	Skip     map[string]bool
+	Holder   string
+	LockWait time.Duration
+}
+
+// state is what a release keeps in the container between runs.
+type state struct {
+	Schema     int                  `json:"schema"`
+	ReleaseID  string               `json:"release_id"`
+	Slot       string               `json:"slot"`
+	Done       map[string]time.Time `json:"done"`
+	PurgePaths []string             `json:"purge_paths"`
+	Deployment string               `json:"deployment_id,omitempty"`
+	Updated    time.Time            `json:"updated"`
+}
+
+func stateName(id string) string { return "resume/" + id + ".json" }
+
+// runner holds one release's progress.
+type runner struct {
+	deps Deps
+	opt  Options
+	rep  progress.Reporter
+	out  *report.Release
+	st   *state
+	lock *staticsync.Lock
+	art  *artifact.Result
+}
+
+// Run performs the release. The report is always returned, also with an
+// error, and says which step failed, what was done and what was not.
+func Run(ctx context.Context, deps Deps, opt Options, rep progress.Reporter) (*report.Release, error) {
+	if rep == nil {
+		rep = progress.Discard
+	}
+	r := &runner{deps: deps, opt: opt, rep: rep, out: &report.Release{
+		App: opt.Target.App, Slot: opt.Target.Slot, Started: time.Now(), Outcome: report.Succeeded,
+	}}
+	for _, s := range Steps {
+		r.out.Steps = append(r.out.Steps, report.Step{Name: s, Status: report.StepNotRun})
+	}
+	err := r.run(ctx)
+	if r.lock != nil {
+		// Released even when ctx is cancelled, so the next release goes at once.
+		if lerr := r.lock.Release(context.WithoutCancel(ctx)); lerr != nil {
+			rep.Warnf("releasing the release lock: %v (it expires by itself within a minute)", lerr)
+		}
+	}
+	r.out.Duration = time.Since(r.out.Started)
+	if err != nil {
+		r.out.Outcome = report.Failed
+		r.out.Error = err.Error()
+		if p, ok := problem.As(err); ok && p.Fix != "" {
+			r.out.Error += " (fix: " + p.Fix + ")"
+		}
+	}
+	return r.out, err
+}
+
+func (r *runner) step(name string) *report.Step {
+	for i := range r.out.Steps {
+		if r.out.Steps[i].Name == name {
+			return &r.out.Steps[i]
+		}
+	}
+	panic("release: unknown step " + name)
+}
+
+// do runs one step as a log group, timing it and recording its outcome.
+// fn returns a detail line, or errSkip-wrapped reasons for typed skips.
+func (r *runner) do(ctx context.Context, name string, fn func(ctx context.Context) (string, error)) error {
+	s := r.step(name)
+	if r.opt.Skip[name] {
+		s.Status, s.Detail = report.StepSkipped, "skipped (--skip)"
+		r.rep.Infof("%s: skipped (--skip %s)", name, name)
+		return nil
+	}
+	end := progress.Step(r.rep, name)
+	defer end()
+	s.Started = time.Now()
+	detail, err := fn(ctx)
+	s.Duration = time.Since(s.Started)
+	var sk skip
+	switch {
+	case errors.As(err, &sk):
+		s.Status, s.Detail = report.StepSkipped, sk.reason
+		r.rep.Infof("%s: skipped: %s", name, sk.reason)
+		return nil
+	case err != nil:
+		s.Status, s.Detail = report.StepFailed, firstLine(err.Error())
+		r.out.FailedStep = name
+		return fmt.Errorf("%s step: %w", name, err)
+	}
+	s.Status, s.Detail = report.StepDone, detail
+	if r.st != nil && r.st.ReleaseID != "" {
+		r.markDone(ctx, name)
+	}
+	return nil
+}
+
+// skip is a typed skip: the step had nothing to do, and says why.
+type skip struct{ reason string }
+
+func (s skip) Error() string { return s.reason }
+
+func skipf(format string, args ...any) error { return skip{fmt.Sprintf(format, args...)} }
+
+func (r *runner) markDone(ctx context.Context, name string) {
+	r.st.Done[name] = time.Now().UTC()
+	r.saveState(ctx)
+}
+
+func (r *runner) saveState(ctx context.Context) {
+	r.st.Updated = time.Now().UTC()
+	if err := r.deps.Static.Store().PutJSON(ctx, stateName(r.st.ReleaseID), r.st); err != nil {
+		r.rep.Warnf("saving the release's resume state: %v (a re-run redoes more work, nothing else)", err)
+	}
+}
+
+func (r *runner) run(ctx context.Context) error {
+	if err := r.do(ctx, StepLock, r.acquireLock); err != nil {
+		return err
+	}
+	if err := r.do(ctx, StepBuild, r.build); err != nil {
+		return err
+	}
+	m := r.art.Manifest
+	r.out.ReleaseID = m.ReleaseID
+	for _, c := range m.Checks {
+		r.out.Checks = append(r.out.Checks, report.Check{ID: c.ID, Level: c.Level, Message: c.Message, Hint: c.Hint, File: settingsFile(m.SettingsModule)})
+	}
+	if err := r.loadState(ctx); err != nil {
+		return err
+	}
+
+	if err := r.do(ctx, StepStatic, r.syncStatic); err != nil {
+		return err
+	}
+	live, err := r.liveReleases(ctx)
+	if err != nil {
+		return err
+	}
+	alreadyLive := live.production == m.ReleaseID && !r.st.Done[StepSwap].IsZero()
+	if alreadyLive {
+		for _, s := range []string{StepPreSwap, StepDeploy, StepWarmUp, StepSmoke, StepSwap} {
+			st := r.step(s)
+			st.Status, st.Detail = report.StepSkipped, "already done: production runs release "+m.ReleaseID
+		}
+		r.rep.Infof("production already runs release %s; resuming after the swap", m.ReleaseID)
+	} else {
+		if err := r.do(ctx, StepPreSwap, r.preSwapCI); err != nil {
+			return err
+		}
+		if err := r.do(ctx, StepDeploy, func(ctx context.Context) (string, error) { return r.deploy(ctx, live) }); err != nil {
+			return err
+		}
+		if err := r.do(ctx, StepWarmUp, r.warmUp); err != nil {
+			return err
+		}
+		if err := r.do(ctx, StepSmoke, r.smoke); err != nil {
+			return err
+		}
+		if err := r.do(ctx, StepSwap, r.swap); err != nil {
+			return err
+		}
+	}
+	if err := r.do(ctx, StepPurge, r.purge); err != nil {
+		return err
+	}
+	return r.do(ctx, StepPrune, r.prune)
+}
+
+func (r *runner) acquireLock(ctx context.Context) (string, error) {
+	l, err := staticsync.AcquireLock(ctx, r.deps.Static, r.opt.Holder, r.opt.LockWait, r.rep)
+	if err != nil {
+		return "", err
+	}
+	r.lock = l
+	return "held by " + l.Holder, nil
+}
+
+func (r *runner) build(ctx context.Context) (string, error) {
+	if r.opt.ArtifactDir != "" {
+		res, err := ReadArtifact(r.opt.ArtifactDir)
+		if err != nil {
+			return "", err
+		}
+		r.art = res
+		return "prebuilt artifact " + res.OutDir, nil
+	}
+	res, err := artifact.Build(ctx, r.opt.Build, r.rep)
+	if err != nil {
+		return "", err
+	}
+	r.art = res
+	return fmt.Sprintf("release %s: %d static files, zip %d bytes", res.Manifest.ReleaseID, res.StaticFiles, res.Zip.Size), nil
+}
+
+// ReadArtifact opens a prebuilt build folder and checks it is whole.
+func ReadArtifact(dir string) (*artifact.Result, error) {
+	mpath := filepath.Join(dir, artifact.ManifestName)
+	m, err := artifact.ReadManifest(mpath)
+	if err != nil {
+		return nil, err
+	}
+	abs, _ := filepath.Abs(dir)
+	res := &artifact.Result{Manifest: m, OutDir: abs, ZipPath: filepath.Join(abs, m.AppZip.Path),
+		StaticDir: filepath.Join(abs, "static"), ManifestPath: mpath, StaticFiles: len(m.Static)}
+	fi, err := os.Stat(res.ZipPath)
+	if err != nil {
+		return nil, problem.Usagef("pass the --out folder of 'djdeploy build' as --artifact", "artifact %s has no %s", dir, m.AppZip.Path)
+	}
+	if fi.Size() != m.AppZip.Size {
+		return nil, problem.Usagef("rebuild, or copy the whole build folder between jobs", "artifact %s: %s is %d bytes but release.json says %d", dir, m.AppZip.Path, fi.Size(), m.AppZip.Size)
+	}
+	if _, err := os.Stat(res.StaticDir); err != nil && len(m.Static) > 0 {
+		return nil, problem.Usagef("copy the whole build folder between jobs", "artifact %s has no static/ folder", dir)
+	}
+	res.Zip.Size = fi.Size()
+	return res, nil
+}
+
+func (r *runner) loadState(ctx context.Context) error {
+	id := r.art.Manifest.ReleaseID
+	st := &state{}
+	found, err := r.deps.Static.Store().GetJSON(ctx, stateName(id), st)
+	if err != nil {
+		return fmt.Errorf("reading the release's resume state: %w", err)
+	}
+	if !found || st.Slot != r.opt.Target.Slot {
+		st = &state{Schema: 1, ReleaseID: id, Slot: r.opt.Target.Slot}
+	} else {
+		var done []string
+		for k := range st.Done {
+			done = append(done, k)
+		}
+		sort.Strings(done)
+		r.rep.Infof("resuming release %s (done before: %s)", id, strings.Join(done, ", "))
+	}
+	if st.Done == nil {
+		st.Done = map[string]time.Time{}
+	}
+	r.st = st
+	return nil
+}
+
+func (r *runner) syncStatic(ctx context.Context) (string, error) {
+	src, err := staticsync.ReadSource(ctx, r.art.StaticDir, r.art.ManifestPath)
+	if err != nil {
+		return "", err
+	}
+	so := r.opt.Sync
+	so.Lock = r.lock
+	so.ReleaseID = r.art.Manifest.ReleaseID
+	res, err := r.deps.Static.Sync(ctx, src, so, r.rep)
+	if err != nil {
+		return "", err
+	}
+	r.out.StaticUploaded += res.Uploaded
+	r.out.StaticSkipped = res.Skipped
+	r.out.StaticBytes += res.UploadedBytes
+	// Kept in the state: a re-run's sync finds nothing changed, but the
+	// purge still owes these paths.
+	r.st.PurgePaths = union(r.st.PurgePaths, res.PurgePaths)
+	return fmt.Sprintf("%d uploaded, %d unchanged, %d to purge", res.Uploaded, res.Skipped, len(res.PurgePaths)), nil
+}
+
+type liveState struct{ production, slot string }
+
+// liveReleases reads which release production and the slot run now.
+func (r *runner) liveReleases(ctx context.Context) (liveState, error) {
+	var ls liveState
+	prod := r.opt.Target
+	prod.Slot = "production"
+	ps, err := r.deps.App.AppSettings(ctx, prod)
+	if err != nil {
+		return ls, fmt.Errorf("reading production's app settings: %w", err)
+	}
+	ss, err := r.deps.App.AppSettings(ctx, r.opt.Target)
+	if err != nil {
+		return ls, fmt.Errorf("reading slot %s's app settings: %w", r.opt.Target.Slot, err)
+	}
+	ls.production, ls.slot = ps[ReleaseIDSetting], ss[ReleaseIDSetting]
+	return ls, nil
+}
+
+// preSwapCI runs the pre-swap command in the CI job, with the slot's app
+// settings as its environment (the slot runs the new release against the
+// same database production uses).
+func (r *runner) preSwapCI(ctx context.Context) (string, error) {
+	cmdline := strings.TrimSpace(r.opt.PreSwapCommand)
+	if cmdline == "" {
+		return "", skipf("no pre-swap-command set")
+	}
+	if r.opt.PreSwapWhere == "slot" {
+		return "", skipf("runs in the slot before gunicorn starts (pre-swap-where slot)")
+	}
+	if !r.st.Done[StepPreSwap].IsZero() {
+		return "", skipf("already ran for release %s", r.art.Manifest.ReleaseID)
+	}
+	appEnv, err := r.deps.App.AppSettings(ctx, r.opt.Target)
+	if err != nil {
+		return "", err
+	}
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "LANG=C.UTF-8"}
+	for k, v := range appEnv {
+		env = append(env, k+"="+v)
+	}
+	for k, v := range r.opt.ExtraSettings {
+		env = append(env, k+"="+v)
+	}
+	dir := r.opt.ProjectDir
+	if dir == "" {
+		dir = r.opt.Build.ProjectDir
+	}
+	if r.art.Manifest != nil && r.opt.Build.Python != "" {
+		env = append(env, "PYTHON="+r.opt.Build.Python)
+	}
+	c := exec.CommandContext(ctx, "sh", "-c", cmdline)
+	c.Dir, c.Env = dir, env
+	out, err := c.CombinedOutput()
+	tail := tailLines(string(out), 15)
+	for _, l := range strings.Split(strings.TrimSpace(tail), "\n") {
+		if l != "" {
+			r.rep.Infof("  | %s", l)
+		}
+	}
+	if err != nil {
+		return "", problem.Failf("fix the command or the database; production was not touched and still runs the previous release",
+			"pre-swap command %q failed: %v", cmdline, err)
+	}
+	return "ran " + cmdline, nil
+}
+
+func (r *runner) deploy(ctx context.Context, live liveState) (string, error) {
+	id := r.art.Manifest.ReleaseID
+	if live.slot == id && !r.st.Done[StepDeploy].IsZero() {
+		return "", skipf("slot %s already runs release %s", r.opt.Target.Slot, id)
+	}
+	rel, err := appservice.ReadRelease(r.art.ZipPath)
+	if err != nil {
+		return "", err
+	}
+	extra := map[string]string{ReleaseIDSetting: id}
+	if r.opt.StaticURL != "" {
+		name := r.opt.StaticURLSetting
+		if name == "" {
+			name = "STATIC_URL"
+		}
+		extra[name] = r.opt.StaticURL
+	}
+	for k, v := range r.opt.ExtraSettings {
+		extra[k] = v
+	}
+	startup := r.opt.StartupCommand
+	if r.opt.PreSwapWhere == "slot" && strings.TrimSpace(r.opt.PreSwapCommand) != "" {
+		startup, err = r.slotStartup(ctx, rel)
+		if err != nil {
+			return "", err
+		}
+	}
+	cres, err := r.deps.App.EnsureConfig(ctx, appservice.ConfigOptions{
+		Target: r.opt.Target, Release: rel, PythonVersion: r.opt.PythonVersion,
+		StartupCommand: startup, Workers: r.opt.Workers, ExtraSettings: extra, Fix: r.opt.FixSettings,
+	})
+	if err != nil {
+		return "", err
+	}
+	for _, w := range cres.Warnings {
+		r.rep.Warnf("%s", w)
+	}
+	dres, err := r.deps.App.Deploy(ctx, appservice.DeployOptions{Target: r.opt.Target, Package: r.art.ZipPath, Timeout: r.opt.DeployTimeout})
+	if err != nil {
+		return "", err
+	}
+	r.out.DeploymentID = dres.DeploymentID
+	r.st.Deployment = dres.DeploymentID
+	return fmt.Sprintf("deployment %s: %s", dres.DeploymentID, dres.Status), nil
+}
+
+// slotStartup is the startup command that runs the pre-swap command before
+// gunicorn. It runs on every instance start (swaps restart instances too),
+// so the command must be idempotent, as `manage.py migrate` is.
+func (r *runner) slotStartup(ctx context.Context, rel *appservice.Release) (string, error) {
+	base := r.opt.StartupCommand
+	if base == "" || base == "auto" || base == "keep" {
+		if rel == nil || rel.StartupHint.ASGIModule == "" {
+			return "", problem.Usagef("set startup-command explicitly", "pre-swap-where slot needs the startup command, and release.json names no ASGI module")
+		}
+		workers := r.opt.Workers
+		if workers == 0 {
+			site, err := r.deps.App.GetSite(ctx, r.opt.Target)
+			if err != nil {
+				return "", err
+			}
+			workers = 3
+			if sku, err := r.deps.App.PlanSKU(ctx, site); err == nil {
+				if n, ok := appservice.VCPUsForSKU(sku); ok {
+					workers = appservice.WorkersForVCPUs(n)
+				}
+			}
+		}
+		base = appservice.StartupCommand(rel.StartupHint.ASGIModule, workers, rel.StartupHint.PythonPath)
+	}
+	return r.opt.PreSwapCommand + " && " + base, nil
+}
+
+func (r *runner) warmUp(ctx context.Context) (string, error) {
+	hc := r.opt.WarmUp
+	if r.opt.CheckRelease {
+		hc.ExpectRelease = r.art.Manifest.ReleaseID
+	}
+	res, err := r.deps.App.WarmUp(ctx, r.opt.Target, hc)
+	if err != nil {
+		return "", err
+	}
+	r.out.SlotURL = baseURL(res.URL)
+	return fmt.Sprintf("%s answered %d after %d attempt(s)", res.URL, res.Status, res.Attempts), nil
+}
+
+func (r *runner) smoke(ctx context.Context) (string, error) {
+	so := r.opt.Smoke
+	if so.Requests <= 0 {
+		return "", skipf("smoke-requests is 0")
+	}
+	if so.BaseURL == "" {
+		so.BaseURL = r.out.SlotURL
+	}
+	client := r.deps.HTTP
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	res, err := smoke.Run(ctx, client, so)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d requests, p50 %s, p95 %s", res.Requests, res.P50.Round(time.Millisecond), res.P95.Round(time.Millisecond)), nil
+}
+
+func (r *runner) swap(ctx context.Context) (string, error) {
+	verify := r.opt.Verify
+	if r.opt.CheckRelease {
+		verify.ExpectRelease = r.art.Manifest.ReleaseID
+	}
+	rep, err := r.deps.App.RunSwap(ctx, appservice.SwapPlan{
+		Swap:       appservice.SwapSpec{Target: r.opt.Target, Timeout: r.opt.SwapTimeout},
+		WarmUp:     appservice.HealthCheck{}, // the warm-up step already ran
+		Verify:     verify,
+		NoRollback: r.opt.NoRollback,
+	})
+	if rep != nil && rep.Verify != nil {
+		r.out.URL = baseURL(rep.Verify.URL)
+	}
+	if err != nil {
+		if rep != nil && rep.RolledBack {
+			return "", fmt.Errorf("%w (swapped back: production serves the previous release)", err)
+		}
+		return "", err
+	}
+	if err := r.deps.Static.MarkProduction(ctx, r.art.Manifest.ReleaseID); err != nil {
+		// The site is live; only prune's memory of it is missing.
+		r.rep.Warnf("recording release %s as live: %v", r.art.Manifest.ReleaseID, err)
+	}
+	r.st.Done[StepSwap] = time.Now().UTC()
+	return fmt.Sprintf("%s swapped into production and verified", r.opt.Target.Slot), nil
+}
+
+func (r *runner) purge(ctx context.Context) (string, error) {
+	if r.deps.CDN == nil {
+		return "", skipf("no CDN profile and endpoint configured")
+	}
+	if !r.st.Done[StepPurge].IsZero() {
+		return "", skipf("already purged for release %s", r.art.Manifest.ReleaseID)
+	}
+	if len(r.st.PurgePaths) == 0 {
+		return "", skipf("no changed file without a content hash: nothing cached is stale")
+	}
+	req := r.opt.Purge
+	names := make([]string, len(r.st.PurgePaths))
+	for i, p := range r.st.PurgePaths {
+		// Sync reports URL paths below the container ("/prefix/name").
+		names[i] = strings.TrimPrefix(p, "/")
+	}
+	paths, skipped := cdn.BlobNamesToPaths(names, r.deps.Static.Container(), r.opt.CDNOriginPath)
+	for _, s := range skipped {
+		r.rep.Warnf("not purged: %s is outside the CDN origin path %q", s, r.opt.CDNOriginPath)
+	}
+	if len(paths) == 0 {
+		return "", skipf("no changed path is served by the CDN endpoint")
+	}
+	req.Paths = paths
+	res, err := r.deps.CDN.Purge(ctx, req)
+	if err != nil {
+		return "", err
+	}
+	r.out.PurgedPaths = res.Paths
+	return fmt.Sprintf("%d path(s) in %d request(s)", len(res.Paths), res.Requests), nil
+}
+
+func (r *runner) prune(ctx context.Context) (string, error) {
+	live, err := r.liveReleases(ctx)
+	if err != nil {
+		return "", err
+	}
+	po := r.opt.Prune
+	po.Lock = r.lock
+	po.Protect = append(po.Protect, r.art.Manifest.ReleaseID)
+	for _, id := range []string{live.production, live.slot} {
+		if id != "" {
+			po.Protect = append(po.Protect, id)
+		}
+	}
+	res, err := r.deps.Static.Prune(ctx, po, r.rep)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d file(s) deleted, %d release(s) pruned", res.Deleted, len(res.PrunedReleases)), nil
+}
+
+func union(a, b []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range append(append([]string{}, a...), b...) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// baseURL strips the path from a probe URL.
+func baseURL(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		if j := strings.IndexByte(u[i+3:], '/'); j >= 0 {
+			return u[:i+3+j]
+		}
+	}
+	return u
+}
+
+// settingsFile is the settings module's file, where CI annotates check
+// --deploy findings (Django's messages carry no line).
+func settingsFile(module string) string {
+	if module == "" {
+		return ""
+	}
+	return strings.ReplaceAll(module, ".", "/") + ".py"
+}
