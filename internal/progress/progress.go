@@ -26,8 +26,8 @@ var Discard Reporter = discard{}
 
 type discard struct{}
 
-func (discard) Infof(string, ...any)        {}
-func (discard) Warnf(string, ...any)        {}
+func (discard) Infof(string, ...any)       {}
+func (discard) Warnf(string, ...any)       {}
 func (discard) Count(string, int64, int64) {}
 
 // Lines writes plain lines to w (stderr in the CLI): every Infof, every

@@ -28,7 +28,7 @@ func TestLooksHashed(t *testing.T) {
 		name string
 		want bool
 	}{
-		{"css/site.5f3c2a1b9e7d.css", true},    // Django manifest storage
+		{"css/site.5f3c2a1b9e7d.css", true},     // Django manifest storage
 		{"admin/js/core.0a1b2c3d4e5f.js", true}, // Django manifest storage
 		{"js/main.3f9a8b7c.js", true},           // bundler
 		{"js/chunk-1a2b3c4d5e.js", true},        // bundler, dash form
