@@ -236,6 +236,22 @@ func Build(ctx context.Context, opt Options, rep progress.Reporter) (*Result, er
 		return nil, err
 	}
 
+	// What goes in the zip: the project, minus excludes and STATIC_ROOT,
+	// plus (below) the hashing storage's manifest where STATIC_ROOT is at
+	// run time. Listed before Python runs long, so bad links fail fast.
+	ex, err := NewExcluder(proj.Dir)
+	if err != nil {
+		return nil, err
+	}
+	ex.ExcludeDir(out, "output folder")
+	if real, err := filepath.EvalSymlinks(staticRootAbs); err == nil {
+		staticRootAbs = real
+	}
+	ex.ExcludeDir(staticRootAbs, "STATIC_ROOT")
+	ents, err := collect(proj.Dir, "", ex, rep.Warnf)
+	if err != nil {
+		return nil, err
+	}
 	rep.Infof("collecting static files (Django %s, %s)", djangoVersion, shortStorage(info.Storage))
 	if _, err := py.run(ctx, "manage.py collectstatic", "manage.py", "collectstatic", "--noinput", "--no-color"); err != nil {
 		return nil, pythonProblem(err, proj, "collectstatic")
@@ -259,21 +275,6 @@ func Build(ctx context.Context, opt Options, rep progress.Reporter) (*Result, er
 			"manage.py check --deploy reported %d finding%s and fail-on-check is set", len(checks), plural(len(checks)))
 	}
 
-	// What goes in the zip: the project, minus excludes and STATIC_ROOT,
-	// plus the hashing storage's manifest where STATIC_ROOT is at run time.
-	ex, err := NewExcluder(proj.Dir)
-	if err != nil {
-		return nil, err
-	}
-	ex.ExcludeDir(out, "output folder")
-	if real, err := filepath.EvalSymlinks(staticRootAbs); err == nil {
-		staticRootAbs = real
-	}
-	ex.ExcludeDir(staticRootAbs, "STATIC_ROOT")
-	ents, err := collect(proj.Dir, "", ex, rep.Warnf)
-	if err != nil {
-		return nil, err
-	}
 	// Folders leading to STATIC_ROOT, so the manifest's folder exists.
 	if info.ManifestName != "" {
 		src := filepath.Join(staticDir, filepath.FromSlash(info.ManifestName))
