@@ -427,6 +427,9 @@ type SwapPlan struct {
 	WarmUp     HealthCheck
 	Verify     HealthCheck
 	NoRollback bool
+	// SkipWarmUp swaps without warming up first, for callers that already
+	// ran WarmUp as their own step.
+	SkipWarmUp bool
 }
 
 // SwapReport is what happened.
@@ -479,6 +482,18 @@ func (c *Client) RunSwap(ctx context.Context, p SwapPlan) (*SwapReport, error) {
 	default:
 		return rep, problem.Usagef("use swap, preview, complete or cancel", "unknown swap action %q", p.Action)
 	}
+	if !p.SkipWarmUp {
+		if err := c.runWarmUp(ctx, p, rep, targetT); err != nil {
+			return rep, err
+		}
+	}
+	if err := c.Swap(ctx, p.Swap); err != nil {
+		return rep, err
+	}
+	return c.verifyOrSwapBack(ctx, p, rep, targetT)
+}
+
+func (c *Client) runWarmUp(ctx context.Context, p SwapPlan, rep *SwapReport, targetT Target) error {
 	w, err := c.WarmUp(ctx, p.Swap.Target, p.WarmUp)
 	rep.WarmUp = w
 	if err != nil {
@@ -486,11 +501,12 @@ func (c *Client) RunSwap(ctx context.Context, p SwapPlan) (*SwapReport, error) {
 		if errors.As(err, &pe) {
 			pe.What += "; nothing was swapped, " + targetT.String() + " is unchanged"
 		}
-		return rep, err
+		return err
 	}
-	if err := c.Swap(ctx, p.Swap); err != nil {
-		return rep, err
-	}
+	return nil
+}
+
+func (c *Client) verifyOrSwapBack(ctx context.Context, p SwapPlan, rep *SwapReport, targetT Target) (*SwapReport, error) {
 	rep.Swapped = true
 	v, verr := c.Verify(ctx, targetT, p.Verify)
 	rep.Verify = v

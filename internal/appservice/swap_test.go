@@ -295,3 +295,17 @@ func TestSwapSpecValidation(t *testing.T) {
 		t.Errorf("swap production with itself: %v", err)
 	}
 }
+
+func TestSwapSkipWarmUp(t *testing.T) {
+	f, c, _, _ := setup(t)
+	s := newSwapFake(t, f)
+	p := swapPlan()
+	p.SkipWarmUp = true
+	rep, err := c.RunSwap(context.Background(), p)
+	if err != nil || rep.WarmUp != nil || !rep.Swapped || !rep.Verified {
+		t.Fatalf("RunSwap: %+v, %v", rep, err)
+	}
+	if s.slotProbes != 0 {
+		t.Errorf("the slot was probed %d times", s.slotProbes)
+	}
+}
