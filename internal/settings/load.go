@@ -175,8 +175,15 @@ func ParseFile(path string, data []byte) (map[string]string, error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, problem.Usagef("write settings as `name: value` lines", "%s: the top level must be a mapping of setting names to values", path)
 	}
+	seen := map[string]int{} // name -> line, so a key given twice is an error, not "last wins"
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
+		// An alias node's Value is the anchor's name, not the key it
+		// stands for, and a tagged key (!!binary) decodes to other text:
+		// only plain string keys name a setting.
+		if k.Kind != yaml.ScalarNode || k.ShortTag() != "!!str" {
+			return nil, problem.Usagef("write each setting as a plain `name: value` line", "%s line %d: a setting name must be a plain word, not an alias, tag, list or mapping", path, k.Line)
+		}
 		name := k.Value
 		s, ok := Lookup(name)
 		if !ok {
@@ -190,6 +197,10 @@ func ParseFile(path string, data []byte) (map[string]string, error) {
 			return nil, problem.Usagef("pass it through the environment variable "+s.EnvName()+" or your CI's secret store",
 				"%s line %d: %s is a secret and must not be stored in a file", path, k.Line, name)
 		}
+		if first, dup := seen[name]; dup {
+			return nil, problem.Usagef("keep one of the two lines", "%s line %d: %s is set twice (first on line %d)", path, k.Line, name, first)
+		}
+		seen[name] = k.Line
 		switch v.Kind {
 		case yaml.ScalarNode:
 			out[name] = v.Value
