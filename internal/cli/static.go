@@ -166,6 +166,16 @@ func printSync(w io.Writer, c *staticsync.Client, out staticSyncOutput) {
 	fmt.Fprintf(w, "  %s %d (%s), skipped %d unchanged (%s), headers updated %d\n",
 		verb, r.Uploaded, staticBytes(r.UploadedBytes), r.Skipped, staticBytes(r.SkippedBytes), r.HeadersUpdated)
 	fmt.Fprintf(w, "  release %s: %s\n", r.ReleaseID, r.Manifest)
+	if r.DryRun && len(r.Changed) > 0 {
+		fmt.Fprintf(w, "  would change:\n")
+		for i, p := range r.Changed {
+			if i == 50 {
+				fmt.Fprintf(w, "    ... and %d more (--json lists all)\n", len(r.Changed)-50)
+				break
+			}
+			fmt.Fprintf(w, "    %s\n", p)
+		}
+	}
 	if len(r.PurgePaths) > 0 {
 		fmt.Fprintf(w, "  changed paths without a content hash (purge these on the CDN):\n")
 		for _, p := range r.PurgePaths {

@@ -73,7 +73,7 @@ type Result struct {
 	Files          int   `json:"files"`
 	Bytes          int64 `json:"bytes"`
 	Uploaded       int   `json:"uploaded"`
-	UploadedBytes  int64 `json:"uploaded_bytes"` // bytes stored (compressed, when compressed)
+	UploadedBytes  int64 `json:"uploaded_bytes"` // size of the source files uploaded
 	Skipped        int   `json:"skipped"`
 	SkippedBytes   int64 `json:"skipped_bytes"`
 	HeadersUpdated int   `json:"headers_updated"`
@@ -246,7 +246,7 @@ func (r *Result) tally(items []*item) {
 			continue
 		case actUpload:
 			r.Uploaded++
-			r.UploadedBytes += it.f.Size // replaced by stored bytes after upload
+			r.UploadedBytes += it.f.Size
 		case actHeaders:
 			r.HeadersUpdated++
 		}
