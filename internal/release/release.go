@@ -382,6 +382,7 @@ func (r *runner) syncStatic(ctx context.Context) (string, error) {
 	r.out.StaticUploaded += res.Uploaded
 	r.out.StaticSkipped = res.Skipped
 	r.out.StaticBytes += res.UploadedBytes
+	r.out.StaticChanged = union(r.out.StaticChanged, res.Changed)
 	// Kept in the state: a re-run's sync finds nothing changed, but the
 	// purge still owes these paths.
 	r.st.PurgePaths = union(r.st.PurgePaths, res.PurgePaths)
@@ -567,7 +568,7 @@ func (r *runner) swap(ctx context.Context) (string, error) {
 	}
 	rep, err := r.deps.App.RunSwap(ctx, appservice.SwapPlan{
 		Swap:       appservice.SwapSpec{Target: r.opt.Target, Timeout: r.opt.SwapTimeout},
-		WarmUp:     appservice.HealthCheck{}, // the warm-up step already ran
+		SkipWarmUp: true, // the warm-up step already ran
 		Verify:     verify,
 		NoRollback: r.opt.NoRollback,
 	})

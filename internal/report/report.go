@@ -31,45 +31,51 @@ const (
 
 // Release is what one release (or one of its parts) did.
 type Release struct {
-	ReleaseID string
-	App       string
-	Slot      string
+	ReleaseID string `json:"release_id"`
+	App       string `json:"app"`
+	Slot      string `json:"slot"`
 	// URL is production's URL, SlotURL the staging slot's (the preview),
 	// StaticURL where the static files are served from.
-	URL, SlotURL, StaticURL string
+	URL       string `json:"url"`
+	SlotURL   string `json:"slot_url"`
+	StaticURL string `json:"static_url"`
 	// DeploymentID is Kudu's deployment id.
-	DeploymentID string
-	Started      time.Time
-	Duration     time.Duration
-	Outcome      string // Succeeded, Failed or Planned
-	FailedStep   string
-	Error        string
-	Steps        []Step
+	DeploymentID string        `json:"deployment_id"`
+	Started      time.Time     `json:"started"`
+	Duration     time.Duration `json:"duration_ns"`
+	Outcome      string        `json:"outcome"` // Succeeded, Failed or Planned
+	FailedStep   string        `json:"failed_step,omitempty"`
+	Error        string        `json:"error,omitempty"`
+	Steps        []Step        `json:"steps"`
 
-	StaticUploaded, StaticSkipped int
-	StaticBytes                   int64
-	PurgedPaths                   []string
+	StaticUploaded int   `json:"static_uploaded"`
+	StaticSkipped  int   `json:"static_skipped"`
+	StaticBytes    int64 `json:"static_bytes"`
+	// StaticChanged are the URL paths below the container whose blobs were
+	// uploaded or had their headers changed.
+	StaticChanged []string `json:"static_changed"`
+	PurgedPaths   []string `json:"purged_paths"`
 
 	// Checks are Django's `check --deploy` findings.
-	Checks []Check
+	Checks []Check `json:"checks"`
 }
 
 // Step is one timed step of a release.
 type Step struct {
-	Name     string
-	Status   string // StepDone, StepSkipped, StepFailed or StepNotRun
-	Started  time.Time
-	Duration time.Duration
-	Detail   string // why it was skipped, what it did, or why it failed
+	Name     string        `json:"name"`
+	Status   string        `json:"status"` // StepDone, StepSkipped, StepFailed or StepNotRun
+	Started  time.Time     `json:"started"`
+	Duration time.Duration `json:"duration_ns"`
+	Detail   string        `json:"detail,omitempty"` // why it was skipped, what it did, or why it failed
 }
 
 // Check is one finding of Django's system checks.
 type Check struct {
-	ID      string // e.g. security.W004
-	Level   string // error, warning, info (Django's levels, lower-case)
-	Message string
-	Hint    string
-	File    string // the settings module's file, relative to the workspace, when known
+	ID      string `json:"id"`    // e.g. security.W004
+	Level   string `json:"level"` // error, warning, info (Django's levels, lower-case)
+	Message string `json:"message"`
+	Hint    string `json:"hint,omitempty"`
+	File    string `json:"file,omitempty"` // the settings module's file, relative to the workspace, when known
 }
 
 // MarkdownOptions chooses what Markdown renders.
