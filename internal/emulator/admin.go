@@ -173,6 +173,8 @@ func (e *Emulator) SetUnhealthyPath(app, slotName, prefix string) error {
 //	POST   /_emulator/unhealthy             {"app","slot","unhealthy":true} or {"app","slot","path":"/health"}
 //	GET    /_emulator/requests?method=POST&path=*/slotsswap   {"count":N}
 //	DELETE /_emulator/requests              forget the counted requests
+//	POST   /_emulator/posture               a Posture (httpsOnly, basic auth, alwaysOn, ...; posture.go)
+//	PUT    /_emulator/databases/{server}/firewall-rules   replace a database server's firewall rules
 func (e *Emulator) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_emulator/state", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, e.State()) })
@@ -264,6 +266,7 @@ func (e *Emulator) adminHandler() http.Handler {
 		e.ResetRequests()
 		w.WriteHeader(http.StatusNoContent)
 	})
+	e.postureAdmin(mux)
 	return mux
 }
 

@@ -96,6 +96,8 @@ func (e *Emulator) serveARM(w http.ResponseWriter, r *http.Request) {
 		e.serveWeb(q)
 	case "microsoft.cdn":
 		e.serveCDN(q)
+	case "microsoft.dbforpostgresql", "microsoft.dbformysql":
+		e.serveDB(q)
 	default:
 		armError(w, http.StatusNotFound, "NoRegisteredProviderFound", fmt.Sprintf("No registered resource provider found for namespace '%s'.", q.namespace))
 	}
@@ -112,7 +114,7 @@ func (e *Emulator) knownGroup(rg string) bool {
 			return true
 		}
 	}
-	return false
+	return e.knownDBGroup(rg)
 }
 
 func (e *Emulator) methodNotAllowed(q *armReq) {
@@ -208,13 +210,13 @@ func (e *Emulator) serveWeb(q *armReq) {
 		e.updateAppSettings(q, sl)
 	case key == "config/slotconfignames" && sl.isProduction() && (m == http.MethodGet || m == http.MethodPut):
 		e.serveSlotConfigNames(q, s)
-	case len(lsub) == 2 && lsub[0] == "basicpublishingcredentialspolicies" && (lsub[1] == "scm" || lsub[1] == "ftp") && m == http.MethodGet:
-		writeJSON(q.w, http.StatusOK, map[string]any{
-			"id":         e.slotID(sl) + "/basicPublishingCredentialsPolicies/" + lsub[1],
-			"name":       lsub[1],
-			"type":       slotType(sl, "/basicPublishingCredentialsPolicies"),
-			"properties": map[string]any{"allow": false},
-		})
+	case len(lsub) == 2 && lsub[0] == "basicpublishingcredentialspolicies" && (lsub[1] == "scm" || lsub[1] == "ftp") && (m == http.MethodGet || m == http.MethodPut):
+		e.basicAuthPolicy(q, sl, lsub[1])
+	case key == "config/connectionstrings/list" && m == http.MethodPost:
+		e.mu.Lock()
+		body := e.connectionStringsJSON(sl)
+		e.mu.Unlock()
+		writeJSON(q.w, http.StatusOK, body)
 	case key == "slotsswap" && m == http.MethodPost:
 		e.startSwap(q, sl)
 	case (key == "applyslotconfig" || key == "resetslotconfig") && m == http.MethodPost:
@@ -274,7 +276,7 @@ func (e *Emulator) siteJSON(sl *slot) map[string]any {
 		"dailyMemoryTimeQuota":        0,
 		"resourceGroup":               s.cfg.ResourceGroup,
 		"defaultHostName":             sl.host,
-		"httpsOnly":                   false,
+		"httpsOnly":                   sl.httpsOnly,
 		"redundancyMode":              "None",
 		"storageAccountRequired":      false,
 		"keyVaultReferenceIdentity":   "SystemAssigned",

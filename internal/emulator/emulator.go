@@ -130,8 +130,9 @@ type Emulator struct {
 	blobStore *blobOrigin
 
 	mu       sync.Mutex
-	sites    map[string]*site    // lower(rg)/lower(name)
-	profiles map[string]*profile // lower(rg)/lower(name)
+	sites    map[string]*site     // lower(rg)/lower(name)
+	profiles map[string]*profile  // lower(rg)/lower(name)
+	dbs      map[string]*dbServer // kind/lower(rg)/lower(name) (posture.go)
 	ops      map[string]*operation
 	swaps    []SwapRecord
 
@@ -280,6 +281,7 @@ func Start(ctx context.Context, cfg Config) (_ *Emulator, err error) {
 			return nil, err
 		}
 	}
+	e.addDatabases()
 	e.logf("emulator: ARM %s, authority %s, state %s", e.armURL, e.authHost, e.stateDir)
 	return e, nil
 }

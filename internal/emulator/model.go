@@ -49,6 +49,10 @@ type slot struct {
 	modified     time.Time
 	previewFrom  string            // applySlotConfig pending: the other slot's name
 	previewSaved map[string]string // settings before applySlotConfig
+	// posture.go: httpsOnly, basic auth policies ("scm", "ftp"), connection strings
+	httpsOnly   bool
+	basicAuth   map[string]bool
+	connStrings map[string]ConnStringConfig
 }
 
 type slotSwapStatus struct {
@@ -88,6 +92,7 @@ func (e *Emulator) addSite(ac AppConfig) error {
 		sl := &slot{site: s, name: n, settings: map[string]string{}, modified: time.Now().UTC()}
 		maps.Copy(sl.settings, ac.AppSettings)
 		sl.config = defaultSiteConfig(ac)
+		applyPosture(sl, ac)
 		sl.dir = filepath.Join(e.stateDir, "apps", ac.Name, n)
 		if err := os.MkdirAll(sl.dir, 0o755); err != nil {
 			return err

@@ -36,6 +36,8 @@ type Resources struct {
 	StaticPrefix    string          `yaml:"staticPrefix"`
 	Apps            []AppConfig     `yaml:"apps"`
 	CDN             []ProfileConfig `yaml:"cdn"`
+	// Databases are flexible servers with firewall rules (posture.go).
+	Databases []DatabaseConfig `yaml:"databases"`
 }
 
 // AppConfig is one web app and its deployment slots.
@@ -49,6 +51,14 @@ type AppConfig struct {
 	HealthCheckPath string            `yaml:"healthCheckPath"`
 	AppSettings     map[string]string `yaml:"appSettings"`    // every slot starts with these
 	StickySettings  []string          `yaml:"stickySettings"` // slotConfigNames.appSettingNames
+	// Security posture (posture.go): httpsOnly (default false, as ARM),
+	// basic auth policies (default both off), siteConfig.alwaysOn (default
+	// true) and ftpsState (default Disabled), connection strings.
+	HTTPSOnly         *bool                       `yaml:"httpsOnly"`
+	BasicAuth         *BasicAuthConfig            `yaml:"basicAuth"`
+	AlwaysOn          *bool                       `yaml:"alwaysOn"`
+	FTPSState         string                      `yaml:"ftpsState"`
+	ConnectionStrings map[string]ConnStringConfig `yaml:"connectionStrings"`
 }
 
 // PlanConfig is the App Service plan (server farm) the app runs on.
@@ -188,6 +198,14 @@ func (r *Resources) normalize() error {
 		if a.PythonVersion == "" {
 			a.PythonVersion = "3.12"
 		}
+		switch a.FTPSState {
+		case "", "AllAllowed", "FtpsOnly", "Disabled":
+		default:
+			return fmt.Errorf("emulator config: app %s: ftpsState %q is not AllAllowed, FtpsOnly or Disabled", a.Name, a.FTPSState)
+		}
+	}
+	if err := r.normalizeDatabases(); err != nil {
+		return err
 	}
 	for i := range r.CDN {
 		p := &r.CDN[i]
