@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/djdeploy/djdeploy/internal/azure"
 	"github.com/djdeploy/djdeploy/internal/problem"
 	"github.com/djdeploy/djdeploy/internal/progress"
@@ -326,18 +325,19 @@ func openStatic(ctx context.Context, vals *settings.Values) (*staticsync.Client,
 }
 
 func staticCredential(vals *settings.Values) (azcore.TokenCredential, error) {
-	if tok := vals.String("access-token"); tok != "" {
-		return azure.StaticToken(tok), nil
-	}
-	cc, err := azure.Config{Cloud: vals.String("cloud"), AuthorityHost: vals.String("authority-host")}.CloudConfig()
+	// The same chain as ARM (GitHub OIDC, Azure Pipelines, client secret,
+	// managed identity, Azure CLI): azblob asks it for a Storage-scoped
+	// token. A ready access-token must be one issued for Storage.
+	cred, err := AzureConfig(vals).NewCredential(azure.CredentialOptions{
+		Kind:                vals.String("credential"),
+		TenantID:            vals.String("tenant-id"),
+		ClientID:            vals.String("client-id"),
+		AccessToken:         vals.String("access-token"),
+		ServiceConnectionID: vals.String("service-connection"),
+		Getenv:              os.Getenv,
+	})
 	if err != nil {
-		return nil, err
-	}
-	opts := &azidentity.DefaultAzureCredentialOptions{TenantID: vals.String("tenant-id")}
-	opts.Cloud = cc
-	cred, err := azidentity.NewDefaultAzureCredential(opts)
-	if err != nil {
-		return nil, problem.Wrap(err, "sign in (az login, or OIDC in CI), or set AZURE_STORAGE_CONNECTION_STRING", "no Azure credential for the storage account")
+		return nil, problem.Wrap(err, "sign in (OIDC in CI, az login in a shell), or set AZURE_STORAGE_CONNECTION_STRING", "no Azure credential for the storage account")
 	}
 	return cred, nil
 }
