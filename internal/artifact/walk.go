@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/djdeploy/djdeploy/internal/problem"
 	gitignore "github.com/sabhiram/go-gitignore"
@@ -47,13 +48,56 @@ func NewExcluder(projectDir string) (*Excluder, error) {
 	e := &Excluder{defaults: gitignore.CompileIgnoreLines(DefaultExcludes...), dirs: map[string]string{}}
 	file := filepath.Join(projectDir, IgnoreFile)
 	if _, err := os.Stat(file); err == nil {
-		gi, err := gitignore.CompileIgnoreFile(file)
+		gi, err := compileIgnoreFile(file)
 		if err != nil {
 			return nil, problem.Usagef("fix or remove "+IgnoreFile, "reading %s: %v", file, err)
 		}
 		e.user = gi
 	}
 	return e, nil
+}
+
+// compileIgnoreFile reads a .djdeployignore. go-gitignore turns each line
+// into a regular expression escaping only '.', so characters that
+// gitignore matches literally ('+', '(', ')', '{', '}', '|', '^', '$') made
+// lines such as "c++/" or "settings(local).py" exclude nothing, silently;
+// they are escaped here, and gitignore's "[!...]" becomes "[^...]".
+func compileIgnoreFile(file string) (*gitignore.GitIgnore, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	if !utf8.Valid(data) {
+		// A regular expression cannot hold such a line; go-gitignore would
+		// drop it and exclude nothing.
+		return nil, errors.New("it is not UTF-8 text; save it as UTF-8")
+	}
+	lines := strings.Split(string(data), "\n")
+	for i, l := range lines {
+		lines[i] = literalLine(l)
+	}
+	return gitignore.CompileIgnoreLines(lines...), nil
+}
+
+func literalLine(line string) string {
+	var b strings.Builder
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case c == '\\' && i+1 < len(line): // escaped by the user: kept as written
+			b.WriteString(line[i : i+2])
+			i++
+			continue
+		case c == '[' && i+1 < len(line) && (line[i+1] == '!' || line[i+1] == '^'):
+			b.WriteString("[^")
+			i++
+			continue
+		case strings.IndexByte("+(){}|^$", c) >= 0:
+			b.WriteByte('\\')
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 // newVendorExcluder drops only bytecode from vendored packages.
@@ -67,7 +111,10 @@ func (e *Excluder) ExcludeDir(abs, reason string) { e.dirs[abs] = reason }
 // Excluded reports whether the slash-separated project-relative path is
 // left out. Folder patterns (name/) only match folders.
 func (e *Excluder) Excluded(rel string, isDir bool) bool {
-	q := rel
+	// go-gitignore's patterns use '.', which does not match a line break:
+	// a folder named "a\nb" hid the .git or .env inside it from every
+	// pattern. NUL cannot occur in a name or a pattern, and '.' matches it.
+	q := strings.ReplaceAll(rel, "\n", "\x00")
 	if isDir {
 		q += "/"
 	}
