@@ -102,6 +102,10 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	// Azurite runs in its workspace folder, so a relative path would break.
+	if abs, err := filepath.Abs(bin); err == nil {
+		bin = abs
+	}
 	port := o.Port
 	if port == 0 {
 		var err error
