@@ -78,11 +78,16 @@ func IsText(name string) bool {
 
 // hashedName matches Django's ManifestStaticFilesStorage names
 // (name.<12 hex>.ext) and the common bundler forms (name.<8+ hex|base36>.ext,
-// name-<8+ hex>.ext).
-var hashedName = regexp.MustCompile(`[.-][0-9a-f]{8,64}\.[A-Za-z0-9]+(\.map)?$|\.[0-9a-z]{8,}\.(js|css|mjs)$`)
+// name-<8+ hex>.ext). The hash is group 1 or 2.
+var hashedName = regexp.MustCompile(`[.-]([0-9a-f]{8,64})\.[A-Za-z0-9]+(?:\.map)?$|\.([0-9a-z]{8,})\.(?:js|css|mjs)$`)
 
 // LooksHashed guesses from the name alone whether it carries a content
 // hash. Use it only when no manifest (staticfiles.json) says so.
 func LooksHashed(name string) bool {
-	return hashedName.MatchString(path.Base(name))
+	m := hashedName.FindStringSubmatch(path.Base(name))
+	// A hashed name is cached as immutable for a year, so a word must not
+	// pass for a hash (jquery.validate.js, app.analytics.js): require a
+	// digit. A real hash of 8+ characters lacks one rarely, and then only
+	// gets the short cache.
+	return m != nil && strings.ContainsAny(m[1]+m[2], "0123456789")
 }
