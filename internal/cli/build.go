@@ -2,9 +2,7 @@ package cli
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/djdeploy/djdeploy/internal/artifact"
 	"github.com/djdeploy/djdeploy/internal/problem"
@@ -87,30 +85,9 @@ Linux and Python version are vendored into .python_packages/lib/site-packages.`,
 			if err := vals.Require("out"); err != nil {
 				return err
 			}
-			buildEnv, err := parseBuildEnv(vals.List("build-env"))
+			opt, err := buildOptions(env, vals, projectDir)
 			if err != nil {
 				return err
-			}
-			opt := artifact.Options{
-				ProjectDir:     projectDir,
-				OutDir:         vals.String("out"),
-				Python:         vals.String("python"),
-				PythonVersion:  vals.String("python-version"),
-				SettingsModule: vals.String("settings-module"),
-				DependencyMode: strings.ToLower(vals.String("dependency-mode")),
-				BuildVenv:      strings.ToLower(vals.String("build-venv")),
-				WheelDir:       vals.String("wheel-dir"),
-				PipIndexURL:    vals.String("pip-index-url"),
-				FailOnCheck:    vals.Bool("fail-on-check"),
-				Env:            buildEnv,
-				Getenv:         env.getenv,
-			}
-			if sde := env.getenv("SOURCE_DATE_EPOCH"); sde != "" {
-				n, err := strconv.ParseInt(sde, 10, 64)
-				if err != nil {
-					return problem.Usagef("set it to seconds since 1970, e.g. $(git log -1 --format=%ct)", "SOURCE_DATE_EPOCH %q is not a number", sde)
-				}
-				opt.ModTime = time.Unix(n, 0).UTC()
 			}
 			res, err := artifact.Build(cmd.Context(), opt, env.Progress())
 			if err != nil {

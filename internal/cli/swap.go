@@ -52,7 +52,7 @@ cancel restores the slot's own settings.`,
 			if err := vals.Require("resource-group", "app", "slot"); err != nil {
 				return err
 			}
-			statuses, err := appservice.ParseStatuses(vals.List("health-statuses"))
+			warm, verify, err := healthChecks(vals)
 			if err != nil {
 				return err
 			}
@@ -75,8 +75,8 @@ cancel restores the slot's own settings.`,
 					Timeout: vals.Duration("swap-timeout"),
 				},
 				Action:     vals.String("action"),
-				WarmUp:     appservice.HealthCheck{Path: vals.String("health-path"), Statuses: statuses, Timeout: vals.Duration("warmup-timeout")},
-				Verify:     appservice.HealthCheck{Path: vals.String("health-path"), Statuses: statuses, Timeout: vals.Duration("verify-timeout"), ExpectRelease: vals.String("expect-release")},
+				WarmUp:     warm,
+				Verify:     verify,
 				NoRollback: vals.Bool("no-rollback"),
 			}
 			if plan.Swap.Target.IsProduction() {
