@@ -25,6 +25,9 @@ type Posture struct {
 	FTPSState       string // AllAllowed, FtpsOnly, Disabled
 	HealthCheckPath string
 	MinTLSVersion   string
+	// ConfigRead is set when config/web was read (AlwaysOn, FTPSState,
+	// HealthCheckPath and MinTLSVersion mean something).
+	ConfigRead bool
 	// SCMBasicAuth and FTPBasicAuth are basicPublishingCredentialsPolicies
 	// scm and ftp (allow).
 	SCMBasicAuth *bool
@@ -78,6 +81,7 @@ func (c *Client) ReadPosture(ctx context.Context, t Target) (*Posture, error) {
 	if err != nil {
 		p.Unread = append(p.Unread, "site configuration: "+err.Error())
 	} else if cfg != nil {
+		p.ConfigRead = true
 		p.AlwaysOn = cfg.AlwaysOn
 		if cfg.FtpsState != nil {
 			p.FTPSState = string(*cfg.FtpsState)

@@ -37,9 +37,9 @@ func init() {
 
 		// Build.
 		Setting{Name: "project", Group: "Build", Default: ".", Description: "folder of the Django project (the one holding manage.py)",
-			Commands: []string{"build"}},
+			Commands: []string{"build", "doctor"}},
 		Setting{Name: "python", Group: "Build", Description: "Python interpreter that runs manage.py (default: the project's .venv if present, else python3 on PATH)",
-			Commands: []string{"build"}},
+			Commands: []string{"build", "doctor"}},
 		Setting{Name: "python-version", Group: "Build", Default: "3.12", Description: "Python version of the App Service runtime (linuxFxVersion PYTHON|X.Y)",
 			Commands: []string{"build", "deploy"}},
 
