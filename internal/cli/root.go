@@ -92,6 +92,8 @@ Exit codes: 0 success, 1 failure, 2 bad input (flags, settings, paths).`,
 	})
 	root.PersistentFlags().String("config", "", "settings file (default: djdeploy.yaml in the project folder)")
 
+	// Commands appear in release order, not alphabetically.
+	cobra.EnableCommandSorting = false
 	sort.SliceStable(factories, func(i, j int) bool { return factories[i].order < factories[j].order })
 	for _, f := range factories {
 		root.AddCommand(f.make(env))
