@@ -398,7 +398,7 @@ func djangoRules(f *Facts, add func(id string, l Level, where, msg, fix string))
 		if f.Posture != nil && f.Posture.Site.DefaultHostName != "" {
 			host = f.Posture.Site.DefaultHostName
 		}
-		add("allowed-hosts", Error, where+".ALLOWED_HOSTS", "ALLOWED_HOSTS is empty: with DEBUG off Django answers 400 Bad Request to every request",
+		add("allowed-hosts", Error, where+".ALLOWED_HOSTS", "ALLOWED_HOSTS is empty: Django answers 400 Bad Request to every request for the site's host names",
 			"list the site's host names, e.g. ALLOWED_HOSTS = [os.environ[\"WEBSITE_HOSTNAME\"]] (App Service sets it to "+host+")")
 	} else {
 		for _, h := range dj.AllowedHosts {
