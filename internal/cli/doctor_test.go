@@ -57,9 +57,9 @@ func badProject(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	files := map[string]string{
-		"manage.py":          "import os, sys\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'shop.settings')\nfrom django.core.management import execute_from_command_line\nexecute_from_command_line(sys.argv)\n",
-		"requirements.txt":   "Django>=3.2\nwhitenoise\n",
-		"shop/__init__.py":   "",
+		"manage.py":        "import os, sys\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'shop.settings')\nfrom django.core.management import execute_from_command_line\nexecute_from_command_line(sys.argv)\n",
+		"requirements.txt": "Django>=3.2\nwhitenoise\n",
+		"shop/__init__.py": "",
 		"shop/settings.py": `import os
 SECRET_KEY = 'django-insecure-+x1y2z3-hard-coded-in-the-repository'
 DEBUG = os.environ.get("DEBUG", "") == "true"
@@ -206,7 +206,9 @@ func TestDoctorAgainstEmulator(t *testing.T) {
 		if err := emu.SetPosture(emulator.Posture{App: "bad-app", HTTPSOnly: &on, SCMBasicAuth: &off, FTPBasicAuth: &off}); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { emu.SetPosture(emulator.Posture{App: "bad-app", HTTPSOnly: &off, SCMBasicAuth: &on, FTPBasicAuth: &on}) })
+		t.Cleanup(func() {
+			emu.SetPosture(emulator.Posture{App: "bad-app", HTTPSOnly: &off, SCMBasicAuth: &on, FTPBasicAuth: &on})
+		})
 		if err := emu.SetFirewallRules("bad-db", []emulator.FirewallRuleConfig{{Name: "azure", Start: "0.0.0.0", End: "0.0.0.0"}}); err != nil {
 			t.Fatal(err)
 		}
