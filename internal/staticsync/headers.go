@@ -35,7 +35,9 @@ func ParseHeaderRules(raw string) ([]HeaderRule, error) {
 			continue
 		}
 		glob, val, ok := strings.Cut(entry, "=")
-		glob, val = strings.TrimSpace(glob), strings.TrimSpace(val)
+		// A leading '/' means the prefix root; trimmed before the check, so
+		// "/=value" is an error rather than a rule that matches nothing.
+		glob, val = strings.TrimLeft(strings.TrimSpace(glob), "/"), strings.TrimSpace(val)
 		if !ok || glob == "" || val == "" {
 			return nil, problem.Usagef("write entries as GLOB=Cache-Control value, e.g. 'robots.txt=no-cache; fonts/**=public, max-age=86400'",
 				"static-headers entry %q has no GLOB=VALUE form", entry)
@@ -43,7 +45,7 @@ func ParseHeaderRules(raw string) ([]HeaderRule, error) {
 		if !doublestar.ValidatePattern(glob) {
 			return nil, problem.Usagef("fix the glob (use *, ?, [..] and ** for folders)", "static-headers: invalid glob %q", glob)
 		}
-		out = append(out, HeaderRule{Glob: strings.TrimPrefix(glob, "/"), CacheControl: val})
+		out = append(out, HeaderRule{Glob: glob, CacheControl: val})
 	}
 	return out, nil
 }
