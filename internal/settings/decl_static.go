@@ -19,7 +19,7 @@ func init() {
 		Setting{Name: "static-cors-origins", Kind: List, Group: "Static files",
 			Description: "origins allowed to fetch the files cross-origin (fonts, module scripts); sets a CORS rule on the storage account",
 			Commands:    static},
-		Setting{Name: "release-manifest", Group: "Static files",
+		Setting{Name: "release-manifest", NotRelease: true, Group: "Static files",
 			Description: "release.json written by 'djdeploy build' (default: release.json beside the static folder, if present)",
 			Commands:    static},
 		Setting{Name: "static-keep", Kind: Int, Default: "3", Group: "Static files",

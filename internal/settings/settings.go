@@ -65,6 +65,10 @@ type Setting struct {
 	CIOnly bool
 	// Enum lists the accepted values, if the setting is a choice.
 	Enum []string
+	// NotRelease marks an input of one command that the release works out
+	// itself (the package to deploy, the paths to purge), so release does not
+	// offer it as a flag.
+	NotRelease bool
 }
 
 // EnvName returns the environment variable that carries the setting.
@@ -144,7 +148,9 @@ func ForCommand(cmd string) []Setting {
 			continue
 		}
 		if cmd == "release" {
-			out = append(out, s)
+			if !s.NotRelease {
+				out = append(out, s)
+			}
 			continue
 		}
 		for _, c := range s.Commands {
