@@ -9,7 +9,7 @@ import (
 
 // TestStepEnvNamesEachVariableOnce guards the steps template's env block:
 // Azure Pipelines rejects a mapping that names a key twice ("already
-// defined"), and a later ” entry would have blanked SYSTEM_ACCESSTOKEN,
+// defined"), and a later empty entry would have blanked SYSTEM_ACCESSTOKEN,
 // which AzurePipelinesCredential and the build tag need. The schema check
 // reads YAML as nodes, which keep duplicates silently.
 func TestStepEnvNamesEachVariableOnce(t *testing.T) {
