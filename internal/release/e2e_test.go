@@ -17,11 +17,15 @@ import (
 	"io/fs"
 	"mime"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -524,4 +528,353 @@ func TestReleaseFirstThenOneChange(t *testing.T) {
 			t.Errorf("CDN serves the old pages/css/site.css (%d):\n%s", code, body)
 		}
 	})
+}
+
+// storageProxy stands between djdeploy and Azurite, so a test can make
+// Blob Storage fail the way it does on Azure (ServerBusy storms, a
+// firewall or role that refuses deletes) while the CDN keeps reading the
+// container directly.
+type storageProxy struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	fail func(r *http.Request) (status int, code string)
+	hits int
+}
+
+func newStorageProxy(t *testing.T, blobEndpoint string) *storageProxy {
+	t.Helper()
+	target, err := url.Parse(blobEndpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &storageProxy{}
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		f := p.fail
+		p.mu.Unlock()
+		if f != nil {
+			if status, code := f(r); status != 0 {
+				p.mu.Lock()
+				p.hits++
+				p.mu.Unlock()
+				io.Copy(io.Discard, r.Body)
+				w.Header().Set("x-ms-error-code", code)
+				w.Header().Set("Retry-After", "1")
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(status)
+				fmt.Fprintf(w, `<?xml version="1.0" encoding="utf-8"?><Error><Code>%s</Code><Message>injected by the test</Message></Error>`, code)
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+// set installs a failure rule (nil: pass everything through) and resets
+// the hit count.
+func (p *storageProxy) set(f func(r *http.Request) (int, string)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fail, p.hits = f, 0
+}
+
+func (p *storageProxy) failures() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.hits
+}
+
+// connectionString is the emulator's, with the Blob endpoint moved to the
+// proxy (same account path, so Shared Key signatures still verify).
+func (p *storageProxy) connectionString(orig string) string {
+	var parts []string
+	for _, kv := range strings.Split(orig, ";") {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.EqualFold(k, "BlobEndpoint") {
+			u, _ := url.Parse(v)
+			kv = "BlobEndpoint=" + p.srv.URL + u.Path
+		}
+		parts = append(parts, kv)
+	}
+	return strings.Join(parts, ";")
+}
+
+func blobEndpoint(conn string) string {
+	for _, kv := range strings.Split(conn, ";") {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.EqualFold(k, "BlobEndpoint") {
+			return v
+		}
+	}
+	return ""
+}
+
+// bump gives the project a new release id by changing the template only.
+func bump(t *testing.T, dir, tag string) {
+	t.Helper()
+	p := filepath.Join(dir, "pages/templates/pages/home.html")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := regexp.MustCompile(`<!-- variant [^>]*-->\n?`).ReplaceAllString(string(b), "")
+	if err := os.WriteFile(p, []byte(s+"<!-- variant "+tag+" -->\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const viewsHealthz = `def healthz(request):
+    """Warm-up and health probe: no database, no templates, always cheap."""
+    return JsonResponse({"status": "ok", "release": release_id()})
+`
+
+// TestReleaseFailureAtEachStep injects a failure at every step of a
+// release and checks, over HTTP, that production still serves the
+// previous release and every static file its page links. Then it resumes
+// a release that failed at purge.
+func TestReleaseFailureAtEachStep(t *testing.T) {
+	h := newHarness(t)
+	proxy := newStorageProxy(t, blobEndpoint(h.emu.StorageConnectionString()))
+	h.env["AZURE_STORAGE_CONNECTION_STRING"] = proxy.connectionString(h.emu.StorageConnectionString())
+	dir := project(t)
+	views, err := os.ReadFile(filepath.Join(dir, "pages/views.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(views, []byte(viewsHealthz)) {
+		t.Fatalf("pages/views.py changed; update viewsHealthz:\n%s", views)
+	}
+	setHealthz := func(t *testing.T, body string) {
+		t.Helper()
+		s := strings.Replace(string(views), viewsHealthz, body, 1)
+		if err := os.WriteFile(filepath.Join(dir, "pages/views.py"), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	live := mustSucceed(t, h.release(t, nil, dir)).ReleaseID
+	h.assertServes(t, live)
+
+	// Each case changes the project, injects one failure, releases, and
+	// expects the release to fail at step with production untouched.
+	cases := []struct {
+		name   string
+		step   string
+		args   []string
+		inject func(t *testing.T)
+	}{
+		{"static sync: Blob Storage busy", "static-sync", nil, func(t *testing.T) {
+			// A new file, so there is something to upload.
+			writeFile(t, dir, "pages/static/pages/css/extra.css", ".extra { color: red; }\n")
+			proxy.set(func(r *http.Request) (int, string) {
+				if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/pages/css/extra") {
+					return http.StatusServiceUnavailable, "ServerBusy"
+				}
+				return 0, ""
+			})
+		}},
+		{"deploy: build fails", "deploy", nil, func(t *testing.T) {
+			h.emu.FailNextDeployment(app, slot, emulator.AtBuild)
+		}},
+		{"deploy: app does not start", "deploy", nil, func(t *testing.T) {
+			h.emu.FailNextDeployment(app, slot, emulator.AtRuntime)
+		}},
+		{"warm-up: health check fails", "warm-up", []string{"--warmup-timeout", "5s"}, func(t *testing.T) {
+			setHealthz(t, "def healthz(request):\n    return JsonResponse({\"status\": \"broken\"}, status=503)\n")
+		}},
+		{"smoke: slower than the gate", "smoke", []string{"--smoke-requests", "5", "--smoke-concurrency", "2", "--smoke-max-p95", "50ms"}, func(t *testing.T) {
+			h.emu.Faults().Add(emulator.Fault{Method: "GET", Path: "/", Host: "site", Delay: time.Second, Count: -1})
+		}},
+		{"swap: ARM keeps failing", "swap", nil, func(t *testing.T) {
+			h.emu.Faults().Add(emulator.Fault{Method: "POST", Path: "*/slotsswap", Status: 503, RetryAfter: 1, Count: -1})
+		}},
+		{"swap: verification fails in production, swapped back", "swap", []string{"--verify-timeout", "5s"}, func(t *testing.T) {
+			// The new code answers its health check everywhere but on
+			// production's host: it passes warm-up and fails only after
+			// the swap, which must then be undone.
+			prodHost := strings.TrimPrefix(h.emu.ProductionURL(app), "http://")
+			setHealthz(t, fmt.Sprintf("def healthz(request):\n    if request.get_host() == %q:\n        return JsonResponse({\"status\": \"broken\"}, status=503)\n    return JsonResponse({\"status\": \"ok\", \"release\": release_id()})\n", prodHost))
+		}},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Cleanup(func() {
+				proxy.set(nil)
+				h.emu.Faults().Clear()
+				h.emu.FailNextDeployment(app, slot, emulator.NoFailure)
+				setHealthz(t, viewsHealthz)
+				os.Remove(filepath.Join(dir, "pages/static/pages/css/extra.css"))
+			})
+			bump(t, dir, fmt.Sprintf("failure-%d", i))
+			tc.inject(t)
+			swapsBefore := len(h.emu.State().Swaps)
+			r := h.release(t, nil, dir, tc.args...)
+			rep := mustFailAt(t, r, tc.step)
+			t.Logf("%s failed: %s", tc.step, rep.Error)
+			if rep.ReleaseID == live {
+				t.Fatalf("the change did not make a new release")
+			}
+			h.assertServes(t, live)
+			// Steps after the failed one did not run.
+			after := false
+			for _, s := range rep.Steps {
+				if after && s.Status != report.StepNotRun {
+					t.Errorf("step %s after the failed %s: %s", s.Name, tc.step, s.Status)
+				}
+				after = after || s.Name == tc.step
+			}
+			swaps := h.emu.State().Swaps[swapsBefore:]
+			switch tc.step {
+			case "swap":
+				if strings.Contains(tc.name, "swapped back") {
+					if len(swaps) != 2 || !swaps[0].Succeeded || !swaps[1].Succeeded || !strings.Contains(rep.Error, "swapped back") {
+						t.Errorf("want a swap and a swap back; swaps %+v, error %q", swaps, rep.Error)
+					}
+				} else if proxyOK := h.emu.Requests("POST", "*/slotsswap"); proxyOK < 2 {
+					t.Errorf("the swap was not retried (%d requests)", proxyOK)
+				}
+			default:
+				if len(swaps) != 0 {
+					t.Errorf("swapped after a failure at %s: %+v", tc.step, swaps)
+				}
+			}
+			if tc.step == "static-sync" && proxy.failures() < 2 {
+				t.Errorf("the upload was not retried (%d failures served)", proxy.failures())
+			}
+		})
+	}
+
+	// A failure after the swap: production already serves the new release
+	// and must serve all of its files; a re-run finishes the job without
+	// deploying or swapping again.
+	edit(t, dir, "pages/static/pages/css/site.css", "--accent: #0b6bcb;", "--accent: #2e7d32;")
+	bump(t, dir, "purge")
+	var purgeFailed *report.Release
+	t.Run("purge: CDN fails after the swap", func(t *testing.T) {
+		h.emu.Faults().Add(emulator.Fault{Method: "POST", Path: "*/purge", Status: 503, RetryAfter: 1, Count: -1})
+		defer h.emu.Faults().Clear()
+		purgeFailed = mustFailAt(t, h.release(t, nil, dir), "purge")
+		if purgeFailed.ReleaseID == live {
+			t.Fatal("the change did not make a new release")
+		}
+		live = purgeFailed.ReleaseID
+		h.assertServes(t, live)
+		if st := stepOf(purgeFailed, "swap"); st.Status != report.StepDone {
+			t.Errorf("swap: %+v", st)
+		}
+	})
+	if purgeFailed == nil {
+		t.FailNow()
+	}
+
+	t.Run("resume after the purge failure", func(t *testing.T) {
+		h.emu.ResetRequests()
+		purgesBefore := cdnPurges(h)
+		rep := mustSucceed(t, h.release(t, nil, dir))
+		if rep.ReleaseID != purgeFailed.ReleaseID {
+			t.Fatalf("re-run built release %s, first run %s", rep.ReleaseID, purgeFailed.ReleaseID)
+		}
+		for _, s := range []string{"deploy", "warm-up", "swap"} {
+			if st := stepOf(rep, s); st.Status != report.StepSkipped || !strings.Contains(st.Detail, "already") {
+				t.Errorf("step %s on the re-run: %+v, want skipped as already done", s, st)
+			}
+		}
+		if n := h.emu.Requests("POST", "*/api/publish"); n != 0 {
+			t.Errorf("re-run deployed again (%d publish requests)", n)
+		}
+		if n := h.emu.Requests("POST", "*/slotsswap"); n != 0 {
+			t.Errorf("re-run swapped again (%d swap requests)", n)
+		}
+		if rep.StaticUploaded != 0 {
+			t.Errorf("re-run uploaded %d static files again", rep.StaticUploaded)
+		}
+		// The purge the first run owed was sent, with the edited css.
+		if st := stepOf(rep, "purge"); st.Status != report.StepDone {
+			t.Errorf("purge on the re-run: %+v", st)
+		}
+		purged := cdnPurges(h)[len(purgesBefore):]
+		found := false
+		for _, p := range purged {
+			for _, path := range p {
+				if strings.HasSuffix(path, "/pages/css/site.css") {
+					found = true
+				}
+			}
+		}
+		if !found {
+			t.Errorf("the owed purge of pages/css/site.css was not sent; purges: %v, report %v", purged, rep.PurgedPaths)
+		}
+		h.assertServes(t, live)
+		code, _, body := h.get(t, strings.TrimSuffix(rep.StaticURL, "/")+"/pages/css/site.css")
+		if code != 200 || !strings.Contains(body, "#2e7d32") {
+			t.Errorf("CDN serves a stale pages/css/site.css (%d):\n%s", code, body)
+		}
+	})
+
+	t.Run("prune: Blob Storage refuses deletes", func(t *testing.T) {
+		// A file no release references, old enough to prune.
+		ctx := context.Background()
+		if _, err := h.blob.UploadBuffer(ctx, h.cont, h.prefix+"pages/css/orphan.css", []byte(".orphan{}"), nil); err != nil {
+			t.Fatal(err)
+		}
+		proxy.set(func(r *http.Request) (int, string) {
+			if r.Method == http.MethodDelete || r.URL.Query().Get("comp") == "batch" {
+				return http.StatusForbidden, "AuthorizationPermissionMismatch"
+			}
+			return 0, ""
+		})
+		defer proxy.set(nil)
+		bump(t, dir, "prune")
+		rep := mustFailAt(t, h.release(t, nil, dir, "--static-grace", "0s", "--static-keep", "1"), "prune")
+		for _, st := range rep.Steps {
+			t.Logf("%s %s %s %s", st.Name, st.Status, st.Duration, st.Detail)
+		}
+		if proxy.failures() == 0 {
+			t.Fatal("prune deleted nothing through the proxy")
+		}
+		// The release is live and complete; only the clean-up failed.
+		for _, s := range []string{"swap"} {
+			if st := stepOf(rep, s); st.Status != report.StepDone {
+				t.Errorf("step %s: %+v", s, st)
+			}
+		}
+		live = rep.ReleaseID
+		h.assertServes(t, live)
+		if _, ok := h.blobs(t)[h.prefix+"pages/css/orphan.css"]; !ok {
+			t.Errorf("orphan.css is gone though every delete was refused")
+		}
+	})
+
+	// A release that uploads a changed un-hashed file and then fails owes
+	// the CDN a purge of it; the next release (another id: the fix) must
+	// send it, or the CDN serves the old content under that name forever.
+	t.Run("a failed release's owed purge is sent by the next release", func(t *testing.T) {
+		cssURL := strings.TrimSuffix(h.production(t).static[0][:strings.Index(h.production(t).static[0], "/pages/")], "/") + "/pages/css/site.css"
+		if code, _, body := h.get(t, cssURL); code != 200 || !strings.Contains(body, "#2e7d32") {
+			t.Fatalf("CDN: %s answers %d:\n%s", cssURL, code, body) // now cached
+		}
+		edit(t, dir, "pages/static/pages/css/site.css", "--accent: #2e7d32;", "--accent: #6a1b9a;")
+		bump(t, dir, "owed-1")
+		h.emu.FailNextDeployment(app, slot, emulator.AtBuild)
+		mustFailAt(t, h.release(t, nil, dir), "deploy")
+		h.assertServes(t, live)
+
+		bump(t, dir, "owed-2") // the fix: a new release, same static files
+		rep := mustSucceed(t, h.release(t, nil, dir))
+		live = rep.ReleaseID
+		h.assertServes(t, live)
+		if code, _, body := h.get(t, cssURL); code != 200 || !strings.Contains(body, "#6a1b9a") {
+			t.Errorf("CDN serves a stale %s after the next release (%d; purged %v):\n%s", cssURL, code, rep.PurgedPaths, body)
+		}
+	})
+}
+
+// cdnPurges lists every purge the emulator's CDN endpoints received.
+func cdnPurges(h *harness) [][]string {
+	var out [][]string
+	for _, ep := range h.emu.State().CDN {
+		out = append(out, ep.Purges...)
+	}
+	return out
 }

@@ -63,8 +63,14 @@ func Plan(ctx context.Context, deps Deps, opt Options, rep progress.Reporter) (*
 		}
 		p.Upload, p.UploadBytes, p.Unchanged = res.Changed, res.UploadedBytes, res.Skipped
 		if deps.CDN != nil && !opt.Skip[StepPurge] {
-			names := make([]string, len(res.PurgePaths))
-			for i, s := range res.PurgePaths {
+			// Paths earlier failed releases uploaded and still owe go too.
+			owed, err := r.owed(ctx)
+			if err != nil {
+				return nil, err
+			}
+			all := union(res.PurgePaths, owed)
+			names := make([]string, len(all))
+			for i, s := range all {
 				names[i] = trimSlash(s)
 			}
 			p.PurgePaths, _ = cdn.BlobNamesToPaths(names, deps.Static.Container(), opt.CDNOriginPath)

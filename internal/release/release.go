@@ -375,6 +375,22 @@ func (r *runner) syncStatic(ctx context.Context) (string, error) {
 	so := r.opt.Sync
 	so.Lock = r.lock
 	so.ReleaseID = r.art.Manifest.ReleaseID
+	if r.deps.CDN != nil {
+		// The un-hashed paths this sync changes are owed to the CDN from
+		// the moment they upload. Recorded in the container first, for the
+		// next release whatever its id: after a failure (half-way through
+		// the upload, or at deploy), the next sync finds them unchanged and
+		// could not tell the CDN still caches their old content.
+		dry := so
+		dry.DryRun = true
+		planned, err := r.deps.Static.Sync(ctx, src, dry, progress.Discard)
+		if err != nil {
+			return "", err
+		}
+		if err := r.owe(ctx, planned.PurgePaths); err != nil {
+			return "", err
+		}
+	}
 	res, err := r.deps.Static.Sync(ctx, src, so, r.rep)
 	if err != nil {
 		return "", err
@@ -596,12 +612,18 @@ func (r *runner) purge(ctx context.Context) (string, error) {
 	if !r.st.Done[StepPurge].IsZero() {
 		return "", skipf("already purged for release %s", r.art.Manifest.ReleaseID)
 	}
-	if len(r.st.PurgePaths) == 0 {
+	owed, err := r.owed(ctx)
+	if err != nil {
+		return "", err
+	}
+	// Paths owed by earlier releases that failed after uploading go too.
+	all := union(r.st.PurgePaths, owed)
+	if len(all) == 0 {
 		return "", skipf("no changed file without a content hash: nothing cached is stale")
 	}
 	req := r.opt.Purge
-	names := make([]string, len(r.st.PurgePaths))
-	for i, p := range r.st.PurgePaths {
+	names := make([]string, len(all))
+	for i, p := range all {
 		// Sync reports URL paths below the container ("/prefix/name").
 		names[i] = strings.TrimPrefix(p, "/")
 	}
@@ -610,6 +632,7 @@ func (r *runner) purge(ctx context.Context) (string, error) {
 		r.rep.Warnf("not purged: %s is outside the CDN origin path %q", s, r.opt.CDNOriginPath)
 	}
 	if len(paths) == 0 {
+		r.clearOwed(ctx)
 		return "", skipf("no changed path is served by the CDN endpoint")
 	}
 	req.Paths = paths
@@ -617,8 +640,51 @@ func (r *runner) purge(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	r.clearOwed(ctx)
 	r.out.PurgedPaths = res.Paths
 	return fmt.Sprintf("%d path(s) in %d request(s)", len(res.Paths), res.Requests), nil
+}
+
+// owedName is where the un-hashed paths uploaded but not yet purged are
+// kept, across releases (the lock serialises their writers).
+const owedName = "purge-owed.json"
+
+type owedPurge struct {
+	Schema  int       `json:"schema"`
+	Paths   []string  `json:"paths"`
+	Updated time.Time `json:"updated"`
+}
+
+func (r *runner) owed(ctx context.Context) ([]string, error) {
+	var o owedPurge
+	if _, err := r.deps.Static.Store().GetJSON(ctx, owedName, &o); err != nil {
+		return nil, fmt.Errorf("reading the paths owed to the CDN: %w", err)
+	}
+	return o.Paths, nil
+}
+
+// owe adds paths to the owed purge before they upload.
+func (r *runner) owe(ctx context.Context, paths []string) error {
+	if len(paths) == 0 {
+		return nil
+	}
+	prev, err := r.owed(ctx)
+	if err != nil {
+		return err
+	}
+	o := owedPurge{Schema: 1, Paths: union(prev, paths), Updated: time.Now().UTC()}
+	if err := r.deps.Static.Store().PutJSON(ctx, owedName, o); err != nil {
+		return fmt.Errorf("recording the paths owed to the CDN: %w", err)
+	}
+	return nil
+}
+
+// clearOwed forgets the owed paths once purged. Failing to is harmless:
+// the next release purges them once more.
+func (r *runner) clearOwed(ctx context.Context) {
+	if err := r.deps.Static.Store().Delete(ctx, owedName); err != nil {
+		r.rep.Warnf("clearing the paths owed to the CDN: %v (the next release purges them again)", err)
+	}
 }
 
 func (r *runner) prune(ctx context.Context) (string, error) {
