@@ -1,6 +1,7 @@
 package appservice
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -458,7 +459,13 @@ func (c *Client) pollKudu(ctx context.Context, pl runtime.Pipeline, scm, loc, id
 					res.Status = "Success"
 					return nil
 				}
+			} else if len(bytes.TrimSpace(body)) > 0 {
+				// Not a DeployResult (a proxy's page, a mistyped field): it
+				// may be saying Failed or Building, so it is not a success.
+				return problem.Failf("look at the app's Deployment Center log in the portal",
+					"reading the deployment status from Kudu: HTTP %d with a body that is not a deployment status: %s", resp.StatusCode, excerpt(bytes.ToValidUTF8(body, []byte("?")), 300))
 			} else if resp.StatusCode == http.StatusOK {
+				// An empty 200 is the end of a synchronous deployment.
 				res.Status = "Success"
 				return nil
 			}
