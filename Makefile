@@ -27,6 +27,8 @@ test: deps
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l cmd internal)" || { echo "gofmt needed on:"; gofmt -l cmd internal; exit 1; }
 	DJDEPLOY_TEST_PYTHON=$(PYTHON) $(GO) test $(RACE) -timeout 30m ./...
+	@bash .ci/fuzz.sh 5s
+	@bash .ci/repro.sh
 	$(MAKE) lint
 
 ## lint: actionlint over this repo's workflows and the example workflow; ci.yml
@@ -45,9 +47,10 @@ bench: deps bench-deps build
 bench-deps:
 	@bash .ci/bench-deps.sh
 
-## fuzz: longer fuzz runs than the short ones inside make test.
+## fuzz: every fuzz target for 60s each (make test runs them for 5s); FUZZTIME=10m for longer.
+FUZZTIME ?= 60s
 fuzz:
-	@bash .ci/fuzz.sh 60s
+	@bash .ci/fuzz.sh $(FUZZTIME)
 
 ## generate: regenerate action.yml inputs, pipeline parameters and the README settings table.
 generate:
