@@ -35,9 +35,11 @@ type Options struct {
 	Stdout io.Writer
 }
 
-// runtimeSecrets are the agent's tokens, registered as secrets although
-// djdeploy never prints them.
-var runtimeSecrets = []string{"SYSTEM_ACCESSTOKEN"}
+// runtimeSecrets are the agent's tokens and the Azure credential secrets
+// azidentity reads from the environment (not settings, so not in
+// settings.All()), registered as secrets although djdeploy never prints
+// them: a value passed as a plain variable is not masked by the agent.
+var runtimeSecrets = []string{"SYSTEM_ACCESSTOKEN", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PASSWORD"}
 
 // PreviewMarker identifies djdeploy's preview thread, so re-runs update it.
 const PreviewMarker = "<!-- djdeploy:preview -->"

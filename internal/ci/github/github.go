@@ -38,9 +38,11 @@ type Options struct {
 	HTTPClient *http.Client
 }
 
-// runtimeSecrets are the runner's own tokens, masked although djdeploy
-// never prints them, so that nothing derived from them leaks either.
-var runtimeSecrets = []string{"ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_RUNTIME_TOKEN", "GITHUB_TOKEN"}
+// runtimeSecrets are the runner's own tokens and the Azure credential
+// secrets azidentity reads from the environment (not settings, so not in
+// settings.All()), masked although djdeploy never prints them, so that
+// nothing derived from them leaks either.
+var runtimeSecrets = []string{"ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_RUNTIME_TOKEN", "GITHUB_TOKEN", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PASSWORD"}
 
 // InputEnv is the variable the runner sets for an input: upper-cased,
 // spaces to underscores, hyphens kept (INPUT_RESOURCE-GROUP).
