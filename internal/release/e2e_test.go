@@ -491,6 +491,14 @@ func TestReleaseFirstThenOneChange(t *testing.T) {
 		if len(unhashed) != 2 || siteNew != 1 || themeNew != 1 {
 			t.Errorf("uploaded %v; want site.css, its new hashed copy, theme.css's new hashed copy and staticfiles.json", rel)
 		}
+		var reported []string
+		for _, c := range second.StaticChanged {
+			reported = append(reported, strings.TrimPrefix(c, "/"))
+		}
+		sort.Strings(reported)
+		if strings.Join(reported, " ") != strings.Join(changed, " ") {
+			t.Errorf("report's changed files %v, the container's %v", second.StaticChanged, changed)
+		}
 		if second.StaticUploaded != len(changed) {
 			t.Errorf("report says %d uploaded, the container changed %d: %v", second.StaticUploaded, len(changed), rel)
 		}
@@ -877,4 +885,247 @@ func cdnPurges(h *harness) [][]string {
 		out = append(out, ep.Purges...)
 	}
 	return out
+}
+
+// decode reads a run's JSON report (outside helpers that may run in
+// goroutines, which must not call t.Fatal).
+func decode(t *testing.T, r *run) {
+	t.Helper()
+	if r.rep == nil && strings.TrimSpace(r.stdout) != "" {
+		r.rep = &report.Release{}
+		if err := json.Unmarshal([]byte(r.stdout), r.rep); err != nil {
+			t.Fatalf("stdout is not the JSON report: %v\n%s", err, r)
+		}
+	}
+}
+
+// waitLeased waits until someone holds the release lock (the lease on
+// <prefix>.djdeploy/lock). It is a wait for a condition, bounded; nothing
+// is asserted about how long it took.
+func (h *harness) waitLeased(t *testing.T) {
+	t.Helper()
+	bc := h.blob.ServiceClient().NewContainerClient(h.cont).NewBlobClient(h.prefix + ".djdeploy/lock")
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		p, err := bc.GetProperties(context.Background(), nil)
+		if err == nil && p.LeaseState != nil && string(*p.LeaseState) == "leased" {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("the first release never took the lock")
+}
+
+// emuState is the emulator's state as JSON, for before/after comparisons.
+func emuState(t *testing.T, h *harness) string {
+	t.Helper()
+	b, err := json.MarshalIndent(h.emu.State(), "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func sameMap(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestReleaseLockPlanAndBadInput: two releases at once, --plan, and bad
+// input, on one emulator.
+func TestReleaseLockPlanAndBadInput(t *testing.T) {
+	h := newHarness(t)
+	base := project(t)
+	first := mustSucceed(t, h.release(t, nil, base))
+	h.assertServes(t, first.ReleaseID)
+
+	t.Run("two releases at once", func(t *testing.T) {
+		a, c := project(t), project(t)
+		bump(t, a, "lock-a")
+		bump(t, c, "lock-c")
+		// The first release's upload is slow, so it surely holds the lock
+		// while the others start.
+		h.emu.Faults().Add(emulator.Fault{Method: "POST", Path: "/api/publish", Host: "scm", Delay: 5 * time.Second, Count: 1})
+		defer h.emu.Faults().Clear()
+		holderA := map[string]string{"GITHUB_RUN_ID": "1111", "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "org/site"}
+		holderC := map[string]string{"GITHUB_RUN_ID": "3333", "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "org/site"}
+		var ra, rc run
+		doneA, doneC := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(doneA)
+			ra = h.djdeploy(t, holderA, releaseArgs(a, "--lock-timeout", "3m")...)
+		}()
+		h.waitLeased(t)
+
+		// One refuses at once, naming the holder.
+		rb := h.djdeploy(t, nil, releaseArgs(c, "--lock-timeout", "0s")...)
+		decode(t, &rb)
+		if rb.code != 1 || rb.rep == nil || rb.rep.FailedStep != "lock" {
+			t.Errorf("a release with lock-timeout 0 was not refused at the lock: %s", rb)
+		}
+		if !strings.Contains(rb.stderr, "actions/runs/1111") {
+			t.Errorf("the refusal does not name the holder (actions/runs/1111):\n%s", rb.stderr)
+		}
+		if n := h.emu.Requests("POST", "/api/publish"); n > 1 {
+			t.Errorf("the refused release deployed (%d publish requests)", n)
+		}
+
+		// Another waits its turn, then releases.
+		go func() {
+			defer close(doneC)
+			rc = h.djdeploy(t, holderC, releaseArgs(c, "--lock-timeout", "3m")...)
+		}()
+		<-doneA
+		<-doneC
+		decode(t, &ra)
+		decode(t, &rc)
+		repA, repC := mustSucceed(t, ra), mustSucceed(t, rc)
+		if !strings.Contains(rc.stderr, "waiting for the release lock") || !strings.Contains(rc.stderr, "actions/runs/1111") {
+			t.Errorf("the waiting release did not say it waited for actions/runs/1111:\n%s", rc.stderr)
+		}
+		// One after the other: the swaps did not interleave, and the last
+		// one to take the lock is live with all of its files.
+		var swaps []emulator.SwapRecord
+		for _, s := range h.emu.State().Swaps {
+			if s.Succeeded {
+				swaps = append(swaps, s)
+			}
+		}
+		// (Releases[1] is the deployment production holds after the swap.)
+		if len(swaps) != 3 || swaps[1].Releases[1] != repA.DeploymentID || swaps[2].Releases[1] != repC.DeploymentID {
+			t.Errorf("want the swaps of the first release, then A (%s), then C (%s); got %+v", repA.DeploymentID, repC.DeploymentID, swaps)
+		}
+		h.assertServes(t, repC.ReleaseID)
+		lb := h.blob.ServiceClient().NewContainerClient(h.cont).NewBlobClient(h.prefix + ".djdeploy/lock")
+		if p, err := lb.GetProperties(context.Background(), nil); err != nil || p.LeaseState == nil || string(*p.LeaseState) == "leased" {
+			t.Errorf("the lock is still held after both releases: %v", err)
+		}
+	})
+
+	t.Run("plan changes nothing", func(t *testing.T) {
+		dir := project(t)
+		edit(t, dir, "pages/static/pages/css/site.css", "--accent: #0b6bcb;", "--accent: #ff8f00;")
+		bump(t, dir, "plan")
+		stateBefore, blobsBefore := emuState(t, h), h.allBlobs(t)
+		h.emu.ResetRequests()
+		r := h.djdeploy(t, nil, append(releaseArgs(dir), "--plan")...)
+		if r.code != 0 {
+			t.Fatalf("plan: %s", r)
+		}
+		var p struct {
+			ReleaseID  string   `json:"release_id"`
+			Production string   `json:"production_release"`
+			Upload     []string `json:"upload"`
+			Settings   []struct {
+				Name string `json:"name"`
+			} `json:"settings"`
+			PurgePaths []string `json:"purge_paths"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &p); err != nil {
+			t.Fatalf("plan is not JSON: %v\n%s", err, r)
+		}
+		if after := emuState(t, h); after != stateBefore {
+			t.Errorf("the emulator's state changed:\n--- before\n%s\n--- after\n%s", stateBefore, after)
+		}
+		if after := h.allBlobs(t); !sameMap(after, blobsBefore) {
+			t.Errorf("the container changed: %v", changedBlobs(blobsBefore, after))
+		}
+		for _, m := range []string{"PUT", "PATCH", "DELETE"} {
+			if n := h.emu.Requests(m, "*"); n != 0 {
+				t.Errorf("plan sent %d %s requests", n, m)
+			}
+		}
+		if n := h.emu.Requests("POST", "*/api/publish") + h.emu.Requests("POST", "*/slotsswap") + h.emu.Requests("POST", "*/purge"); n != 0 {
+			t.Errorf("plan deployed, swapped or purged (%d requests)", n)
+		}
+		// What it would do: upload the edited css (and its hashed copy and
+		// the manifest), change the release id setting, purge the css.
+		// (URL paths below the container: "/" + blob name)
+		up := map[string]bool{}
+		hashedSite := 0
+		for _, u := range p.Upload {
+			name := strings.TrimPrefix(strings.TrimPrefix(u, "/"), h.prefix)
+			up[name] = true
+			if strings.HasPrefix(name, "pages/css/site.") && hashedName(name) {
+				hashedSite++
+			}
+		}
+		if len(up) != 3 || !up["pages/css/site.css"] || !up["staticfiles.json"] || hashedSite != 1 {
+			t.Errorf("plan uploads %v; want site.css, its hashed copy and staticfiles.json", p.Upload)
+		}
+		settingNames := map[string]bool{}
+		for _, s := range p.Settings {
+			settingNames[s.Name] = true
+		}
+		if !settingNames["DJDEPLOY_RELEASE_ID"] {
+			t.Errorf("plan changes settings %v; want DJDEPLOY_RELEASE_ID among them", p.Settings)
+		}
+		purgesSite := false
+		for _, pp := range p.PurgePaths {
+			if hashedName(pp) {
+				t.Errorf("plan purges hashed %s", pp)
+			}
+			purgesSite = purgesSite || strings.HasSuffix(pp, "/pages/css/site.css")
+		}
+		if !purgesSite {
+			t.Errorf("plan purges %v; want pages/css/site.css", p.PurgePaths)
+		}
+		if p.ReleaseID == "" || p.Production == "" || p.ReleaseID == p.Production {
+			t.Errorf("plan: release %q, production %q", p.ReleaseID, p.Production)
+		}
+		// The human form lists the same.
+		r = h.djdeploy(t, nil, "release", "--project", dir, "--plan")
+		if r.code != 0 || !strings.Contains(r.stdout, "pages/css/site.css") || !strings.Contains(r.stdout, "DJDEPLOY_RELEASE_ID") || !strings.Contains(r.stdout, "nothing was changed") {
+			t.Errorf("plan as text: %s", r)
+		}
+	})
+
+	t.Run("bad input", func(t *testing.T) {
+		notDjango := t.TempDir()
+		writeFile(t, notDjango, "index.html", "<h1>not a Django project</h1>\n")
+		stateBefore, blobsBefore := emuState(t, h), h.blobs(t)
+		for _, tc := range []struct {
+			name  string
+			env   map[string]string
+			args  []string
+			wants []string
+		}{
+			{"no resource group or app", map[string]string{"DJDEPLOY_RESOURCE_GROUP": "", "DJDEPLOY_APP": ""}, releaseArgs(base), []string{"resource-group", "app"}},
+			{"production as the slot", nil, releaseArgs(base, "--slot", "production"), []string{"slot", "production"}},
+			{"not a Django project", nil, releaseArgs(notDjango), []string{"manage.py"}},
+			{"unknown step to skip", nil, releaseArgs(base, "--skip", "bogus"), []string{"bogus", "static-sync"}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				r := h.djdeploy(t, tc.env, tc.args...)
+				if r.code != 2 {
+					t.Errorf("exit %d, want 2: %s", r.code, r)
+				}
+				for _, w := range tc.wants {
+					if !strings.Contains(r.stderr, w) {
+						t.Errorf("stderr does not name %q: %s", w, r.stderr)
+					}
+				}
+				if !strings.Contains(r.stderr, "fix:") {
+					t.Errorf("no fix line: %s", r.stderr)
+				}
+				if strings.Contains(r.stderr, "goroutine ") || strings.Contains(r.stderr, "panic") {
+					t.Errorf("stack trace on bad input: %s", r.stderr)
+				}
+			})
+		}
+		if after := emuState(t, h); after != stateBefore {
+			t.Errorf("bad input changed the emulator's state:\n--- before\n%s\n--- after\n%s", stateBefore, after)
+		}
+		if after := h.blobs(t); !sameMap(after, blobsBefore) {
+			t.Errorf("bad input changed the static files: %v", changedBlobs(blobsBefore, after))
+		}
+		h.assertServes(t, "")
+	})
 }
