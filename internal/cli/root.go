@@ -128,7 +128,9 @@ func renderError(w io.Writer, err error) {
 		return
 	}
 	if p, ok := problem.As(err); ok {
-		fmt.Fprintf(w, "error: %s\n", p.Error())
+		// err, not p: the context wrapped around a problem (a release's
+		// "static-sync step: ") says where it happened.
+		fmt.Fprintf(w, "error: %s\n", err.Error())
 		if p.Fix != "" {
 			fmt.Fprintf(w, "  fix: %s\n", p.Fix)
 		}
