@@ -61,11 +61,10 @@ var maskLine = regexp.MustCompile(`^(::add-mask::|##vso\[task\.setsecret\])`)
 // the emulator's authority issued are secrets the test cannot know ahead.
 var jwtRE = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}`)
 
-// leaks scans data (named where for messages) for every secret in every
-// encoding and for JWTs; if masks is set, mask lines are skipped and
-// returned so the caller can check they exist.
-func leaks(t *testing.T, where string, data string, sec secrets, masks bool) (maskValues []string) {
-	t.Helper()
+// findLeaks scans data for every secret in every encoding and for JWTs,
+// and returns what it found (secret cut out). With masks, the lines that
+// hand a secret to the runner are skipped and their values returned.
+func findLeaks(data string, sec secrets, masks bool) (found, maskValues []string) {
 	var kept []string
 	for _, l := range strings.Split(data, "\n") {
 		if masks && maskLine.MatchString(l) {
@@ -81,14 +80,31 @@ func leaks(t *testing.T, where string, data string, sec secrets, masks bool) (ma
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		for enc, v := range encodings(sec[n]) {
+		encs := encodings(sec[n])
+		forms := make([]string, 0, len(encs))
+		for f := range encs {
+			forms = append(forms, f)
+		}
+		sort.Strings(forms)
+		for _, enc := range forms {
+			v := encs[enc]
 			if i := strings.Index(text, v); i >= 0 {
-				t.Errorf("%s contains the %s (%s): ...%s...", where, n, enc, excerpt(text, i, len(v)))
+				found = append(found, n+" ("+enc+"): ..."+excerpt(text, i, len(v))+"...")
 			}
 		}
 	}
 	if m := jwtRE.FindStringIndex(text); m != nil {
-		t.Errorf("%s contains a JWT: ...%s...", where, excerpt(text, m[0], m[1]-m[0]))
+		found = append(found, "a JWT: ..."+excerpt(text, m[0], m[1]-m[0])+"...")
+	}
+	return found, maskValues
+}
+
+// leaks fails t for each secret findLeaks finds in data (named where).
+func leaks(t *testing.T, where string, data string, sec secrets, masks bool) (maskValues []string) {
+	t.Helper()
+	found, maskValues := findLeaks(data, sec, masks)
+	for _, f := range found {
+		t.Errorf("%s contains %s", where, f)
 	}
 	return maskValues
 }

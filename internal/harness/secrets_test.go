@@ -1,0 +1,301 @@
+package harness
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/djdeploy/djdeploy/internal/emulator"
+	"github.com/djdeploy/djdeploy/internal/settings"
+)
+
+// TestLeakScanner proves the scanner finds what it must (each encoding) and
+// spares the runners' mask lines, so a clean scan below means something.
+func TestLeakScanner(t *testing.T) {
+	const secret = "s3cr3t/value+with=odd&chars"
+	sec := secrets{"the secret": secret}
+	for enc, v := range encodings(secret) {
+		if found, _ := findLeaks("log line: "+v+" end", sec, false); len(found) == 0 {
+			t.Errorf("the %s form %q is not found", enc, v)
+		}
+	}
+	if found, _ := findLeaks("nothing secret here\n", sec, false); len(found) != 0 {
+		t.Errorf("clean text: found %v", found)
+	}
+	masked := "::add-mask::" + secret + "\n##vso[task.setsecret]" + secret + "\nok\n"
+	found, masks := findLeaks(masked, sec, true)
+	if len(found) != 0 || len(masks) != 2 || masks[0] != secret || masks[1] != secret {
+		t.Errorf("mask lines: found %v, mask values %q", found, masks)
+	}
+	if found, _ := findLeaks(masked, sec, false); len(found) == 0 {
+		t.Error("mask lines are skipped even when not asked to")
+	}
+	if found, _ := findLeaks("Authorization: Bearer eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwcyJ9.sig", secrets{}, false); len(found) == 0 {
+		t.Error("a bearer JWT is not recognised")
+	}
+}
+
+// secretValues gives every secret setting (settings.All() with Secret) a
+// known value, and the runtime tokens that are not settings. A secret
+// setting declared later without a value here fails the test, so "every
+// secret setting" stays true.
+func secretValues(t *testing.T, s *shared, gh *fakeGitHub, ado *fakeADO) (bySetting map[string]string, sec secrets) {
+	t.Helper()
+	conn := s.emu.StorageConnectionString()
+	known := map[string]string{
+		"access-token":              s.emu.Token(),
+		"storage-connection-string": conn,
+		"github-token":              gh.apiToken,
+		"azure-devops-token":        ado.token,
+	}
+	bySetting = map[string]string{}
+	sec = secrets{}
+	for _, st := range settings.All() {
+		if !st.Secret {
+			continue
+		}
+		v, ok := known[st.Name]
+		if !ok {
+			t.Fatalf("secret setting %s has no known value in this test: add one", st.Name)
+		}
+		bySetting[st.Name] = v
+		sec.add(t, "setting "+st.Name, v)
+	}
+	sec.add(t, "storage account key", accountKey(t, conn))
+	sec.add(t, "AZURE_CLIENT_SECRET", s.emu.ClientSecret())
+	sec.add(t, "ACTIONS_ID_TOKEN_REQUEST_TOKEN", gh.reqToken)
+	sec.add(t, "GitHub OIDC ID token", gh.idToken)
+	sec.add(t, "Azure Pipelines OIDC token", ado.idToken)
+	return bySetting, sec
+}
+
+// TestSecretsNeverPrinted (issue 9) runs releases with a known value in
+// every secret setting and token: a successful one as the GitHub Action, a
+// failing one (the slot's build fails) as an Azure Pipelines step, and a
+// failing one from a shell with a wrong client secret. Every byte each run
+// leaves behind is scanned for every secret, raw, base64 and URL-encoded.
+func TestSecretsNeverPrinted(t *testing.T) {
+	s := fixture(t)
+	gh := newFakeGitHub(t, "octo/shop")
+	ado := newFakeADO(t)
+	bySetting, sec := secretValues(t, s, gh, ado)
+	// Runtime variables a runner sets that are secrets too.
+	runtime := map[string]string{
+		"AZURE_CLIENT_SECRET": s.emu.ClientSecret(), "SYSTEM_ACCESSTOKEN": ado.token,
+		"ACTIONS_ID_TOKEN_REQUEST_TOKEN": gh.reqToken, "ACTIONS_ID_TOKEN_REQUEST_URL": gh.idTokenURL(),
+	}
+	scanLog := func(t *testing.T) {
+		log := string(s.emuLog.Bytes())
+		if strings.TrimSpace(log) == "" {
+			t.Error("the emulator's log is empty: nothing was scanned")
+		}
+		leaks(t, "the emulator's log", log, sec, false)
+		scanFiles(t, s.emu.StateDir(), sec)
+	}
+
+	t.Run("github-success", func(t *testing.T) {
+		ws := s.project(t)
+		edit(t, ws, "pages/templates/pages/home.html", "Hello from Django on App Service", "Hello, secrets scan")
+		in := releaseSettings(s)
+		for k, v := range bySetting {
+			in[k] = v
+		}
+		in["credential"] = "access-token"
+		extra := map[string]string{}
+		for k, v := range runtime {
+			extra[k] = v
+		}
+		r := githubStep(t, s, gh, ws, in, extra)
+		if r.code != 0 {
+			t.Fatalf("djdeploy ci github: %s", r)
+		}
+		if got := s.production(t); got != r.outputs["release-id"] {
+			t.Errorf("production serves %q, the outputs say %q", got, r.outputs["release-id"])
+		}
+		masks := leaks(t, "stdout", r.stdout, sec, true)
+		for _, name := range []string{"setting access-token", "setting storage-connection-string", "setting github-token", "setting azure-devops-token", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"} {
+			if !containsString(masks, sec[name]) {
+				t.Errorf("%s is not masked with ::add-mask::", name)
+			}
+		}
+		leaks(t, "stderr", r.stderr, sec, false)
+		leaks(t, "GITHUB_OUTPUT", r.output, sec, false)
+		leaks(t, "GITHUB_ENV", r.envFile, sec, false)
+		leaks(t, "the step summary", r.summary, sec, false)
+		scanLog(t)
+	})
+
+	t.Run("pipelines-failed-deploy", func(t *testing.T) {
+		before := s.production(t)
+		dir := s.project(t)
+		edit(t, dir, "pages/templates/pages/home.html", "Hello from Django on App Service", "Hello, a release whose build fails")
+		set := releaseSettings(s)
+		for k, v := range bySetting {
+			set[k] = v
+		}
+		set["credential"] = "client-secret"
+		// github-* settings are action inputs only: the templates have no
+		// parameter for them; a runner's GITHUB_TOKEN reaches the step's
+		// environment instead.
+		delete(set, "github-token")
+		params := pipelineParams(t, set)
+		extra := map[string]string{"AZURE_CLIENT_SECRET": s.emu.ClientSecret(), "GITHUB_TOKEN": gh.apiToken}
+		if err := s.emu.FailNextDeployment(app, releaseSettings(s)["slot"], emulator.AtBuild); err != nil {
+			t.Fatal(err)
+		}
+		defer s.emu.FailNextDeployment(app, releaseSettings(s)["slot"], emulator.NoFailure)
+		r := pipelineStep(t, s, ado, dir, params, extra)
+		if r.code != 1 {
+			t.Fatalf("a failed deployment: want exit 1: %s", r)
+		}
+		if !regexp.MustCompile(`(?m)^##vso\[task\.logissue type=error;\].*BuildFailed`).MatchString(r.stdout) {
+			t.Errorf("no error issue with the deployment's cause (BuildFailed):\n%s", r.stdout)
+		}
+		if !strings.Contains(r.summary, "at step `deploy`") {
+			t.Errorf("the summary does not name the failed step:\n%s", r.summary)
+		}
+		if r.outputs["outcome"] != "failed" {
+			t.Errorf("outcome output %q, want failed", r.outputs["outcome"])
+		}
+		if got := s.production(t); got != before {
+			t.Errorf("production serves %q after a failed release, want the previous %q", got, before)
+		}
+		masks := leaks(t, "stdout", r.stdout, sec, true)
+		for _, name := range []string{"setting access-token", "setting storage-connection-string", "setting azure-devops-token", "AZURE_CLIENT_SECRET"} {
+			if !containsString(masks, sec[name]) {
+				t.Errorf("%s is not registered with task.setsecret", name)
+			}
+		}
+		leaks(t, "stderr", r.stderr, sec, false)
+		leaks(t, "the uploaded summary", r.summary, sec, false)
+		scanLog(t)
+	})
+
+	t.Run("shell-wrong-client-secret", func(t *testing.T) {
+		before := s.production(t)
+		dir := s.project(t)
+		wrong := randomSecret("wrong-client-secret-")
+		sec := maps(sec)
+		sec.add(t, "the wrong client secret", wrong)
+		env := baseEnv(t.TempDir())
+		for name, v := range releaseSettings(s) {
+			st, _ := settings.Lookup(name)
+			env[st.EnvName()] = v
+		}
+		for name, v := range bySetting {
+			st, _ := settings.Lookup(name)
+			env[st.EnvName()] = v
+		}
+		env["DJDEPLOY_CREDENTIAL"] = "client-secret"
+		env["AZURE_CLIENT_SECRET"] = wrong
+		env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = gh.reqToken
+		r := s.run(t, dir, env, "release", "--json")
+		if r.code != 1 {
+			t.Fatalf("a wrong client secret: want exit 1: %s", r)
+		}
+		if !strings.Contains(r.stderr, "error:") || !strings.Contains(r.stderr, "AADSTS7000215") {
+			t.Errorf("the error does not say the client secret is wrong:\n%s", r.stderr)
+		}
+		if got := s.production(t); got != before {
+			t.Errorf("production serves %q after a failed release, want %q", got, before)
+		}
+		leaks(t, "stdout", r.stdout, sec, false)
+		leaks(t, "stderr", r.stderr, sec, false)
+		scanLog(t)
+	})
+}
+
+func maps(s secrets) secrets {
+	out := secrets{}
+	for k, v := range s {
+		out[k] = v
+	}
+	return out
+}
+
+func containsString(list []string, s string) bool {
+	for _, l := range list {
+		if l == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestStaticSyncRedactsStorageSecrets (issue 9): errors from `djdeploy
+// static sync` with a wrong account key, a wrong SAS, a SAS endpoint URL
+// and a malformed key name what is wrong without the key or the signature.
+func TestStaticSyncRedactsStorageSecrets(t *testing.T) {
+	s := fixture(t)
+	conn := s.emu.StorageConnectionString()
+	var blobEndpoint string
+	for _, part := range strings.Split(conn, ";") {
+		if k, v, ok := strings.Cut(part, "="); ok && k == "BlobEndpoint" {
+			blobEndpoint = strings.TrimSuffix(v, "/")
+		}
+	}
+	if blobEndpoint == "" {
+		t.Fatalf("no BlobEndpoint in the emulator's connection string")
+	}
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "css", "site.css"), "body { color: red }\n")
+
+	rnd := func() []byte {
+		b := make([]byte, 64)
+		if _, err := rand.Read(b); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	key := base64.StdEncoding.EncodeToString(rnd())
+	sig := base64.StdEncoding.EncodeToString(rnd()[:32])
+	sas := "sv=2022-11-02&ss=b&srt=sco&sp=rwdlac&se=2030-01-01T00:00:00Z&st=2024-01-01T00:00:00Z&spr=https,http&sig=" + url.QueryEscape(sig)
+	badKey := "not*base64*" + randomSecret("")
+	for _, tc := range []struct {
+		name     string
+		env      map[string]string
+		secrets  []string
+		wantWhat string
+	}{
+		{"wrong account key", map[string]string{"AZURE_STORAGE_CONNECTION_STRING": strings.Replace(conn, accountKey(t, conn), key, 1)},
+			[]string{key}, "error:"},
+		{"wrong SAS", map[string]string{"AZURE_STORAGE_CONNECTION_STRING": "BlobEndpoint=" + blobEndpoint + ";SharedAccessSignature=" + sas},
+			[]string{sig, sas}, "error:"},
+		{"SAS in the endpoint URL", map[string]string{"DJDEPLOY_BLOB_ENDPOINT": blobEndpoint + "/?" + sas},
+			[]string{sig, sas}, "error:"},
+		{"malformed account key", map[string]string{"AZURE_STORAGE_CONNECTION_STRING": strings.Replace(conn, accountKey(t, conn), badKey, 1)},
+			[]string{badKey}, "malformed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := baseEnv(t.TempDir())
+			env["DJDEPLOY_STATIC_CONTAINER"] = "redact-test"
+			env["DJDEPLOY_LOCK_TIMEOUT"] = "10s"
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			r := s.run(t, src, env, "static", "sync", "--source", src)
+			if r.code == 0 {
+				t.Fatalf("static sync succeeded with bad credentials: %s", r)
+			}
+			if !strings.Contains(r.stderr, tc.wantWhat) {
+				t.Errorf("stderr does not say %q:\n%s", tc.wantWhat, r.stderr)
+			}
+			sec := secrets{}
+			for i, v := range tc.secrets {
+				sec.add(t, "secret "+string(rune('a'+i)), v)
+			}
+			for k, v := range tc.env {
+				sec.add(t, k, v)
+			}
+			out := r.stdout + r.stderr
+			leaks(t, "output", out, sec, false)
+			if i := strings.Index(strings.ToLower(out), "sig="); i >= 0 && !strings.HasPrefix(out[i+4:], "REDACTED") {
+				t.Errorf("output has a sig= value: ...%s...", out[i:min(len(out), i+20)])
+			}
+		})
+	}
+}
