@@ -175,6 +175,47 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		scanLog(t)
 	})
 
+	t.Run("github-failed-start", func(t *testing.T) {
+		before := s.production(t)
+		ws := s.project(t)
+		edit(t, ws, "pages/templates/pages/home.html", "Hello from Django on App Service", "Hello, a release that never starts")
+		in := releaseSettings(s)
+		for k, v := range bySetting {
+			in[k] = v
+		}
+		in["credential"] = "github-oidc"
+		extra := map[string]string{}
+		for k, v := range runtime {
+			extra[k] = v
+		}
+		if err := s.emu.FailNextDeployment(app, in["slot"], emulator.AtRuntime); err != nil {
+			t.Fatal(err)
+		}
+		defer s.emu.FailNextDeployment(app, in["slot"], emulator.NoFailure)
+		statuses := len(gh.statuses)
+		r := githubStep(t, s, gh, ws, in, extra)
+		if r.code != 1 {
+			t.Fatalf("an app that does not start: want exit 1: %s", r)
+		}
+		if !regexp.MustCompile(`(?m)^::error title=djdeploy::.*RuntimeFailed`).MatchString(r.stdout) {
+			t.Errorf("no error annotation with the cause (RuntimeFailed):\n%s", r.stdout)
+		}
+		if r.outputs["outcome"] != "failed" || !strings.Contains(r.summary, "at step `deploy`") {
+			t.Errorf("outcome %q; the summary must name the failed step:\n%s", r.outputs["outcome"], r.summary)
+		}
+		if got := gh.statuses[len(gh.statuses)-1]["state"]; len(gh.statuses) != statuses+2 || got != "failure" {
+			t.Errorf("deployment statuses after a failed release: %d new, last %v; want in_progress then failure", len(gh.statuses)-statuses, got)
+		}
+		if got := s.production(t); got != before {
+			t.Errorf("production serves %q after a failed release, want the previous %q", got, before)
+		}
+		leaks(t, "stdout", r.stdout, sec, true)
+		leaks(t, "stderr", r.stderr, sec, false)
+		leaks(t, "GITHUB_OUTPUT", r.output, sec, false)
+		leaks(t, "the step summary", r.summary, sec, false)
+		scanLog(t)
+	})
+
 	t.Run("shell-wrong-client-secret", func(t *testing.T) {
 		before := s.production(t)
 		dir := s.project(t)
