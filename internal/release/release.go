@@ -270,6 +270,7 @@ func (r *runner) run(ctx context.Context) error {
 			st.Status, st.Detail = report.StepSkipped, "already done: production runs release "+m.ReleaseID
 		}
 		r.rep.Infof("production already runs release %s; resuming after the swap", m.ReleaseID)
+		r.out.Live = true
 	} else {
 		if err := r.do(ctx, StepPreSwap, r.preSwapCI); err != nil {
 			return err
@@ -591,8 +592,11 @@ func (r *runner) swap(ctx context.Context) (string, error) {
 	if rep != nil && rep.Verify != nil {
 		r.out.URL = baseURL(rep.Verify.URL)
 	}
+	// Swapped and not swapped back (verified, --no-rollback, or the swap
+	// back failed): production serves this release, whatever comes next.
+	r.out.Live = rep != nil && rep.Swapped && !rep.RolledBack
 	if err != nil {
-		if rep != nil && rep.RolledBack {
+		if rep != nil && rep.RolledBack && !strings.Contains(err.Error(), "swapped back") {
 			return "", fmt.Errorf("%w (swapped back: production serves the previous release)", err)
 		}
 		return "", err

@@ -48,6 +48,10 @@ type Release struct {
 	Error        string        `json:"error,omitempty"`
 	Steps        []Step        `json:"steps"`
 
+	// Live is set once production serves this release (its swap, in this
+	// run or an earlier one, is done): a later failure leaves it live.
+	Live bool `json:"live"`
+
 	StaticUploaded int   `json:"static_uploaded"`
 	StaticSkipped  int   `json:"static_skipped"`
 	StaticBytes    int64 `json:"static_bytes"`
@@ -131,7 +135,11 @@ func Markdown(r *Release, o MarkdownOptions) string {
 		if r.FailedStep != "" {
 			msg += " at step " + code(r.FailedStep)
 		}
-		msg += "; production still serves the previous release."
+		if r.Live {
+			msg += "; production already serves this release, with all of its static files: re-run it to finish the remaining steps."
+		} else {
+			msg += "; production still serves the previous release."
+		}
 		fmt.Fprintf(&b, "> [!CAUTION]\n> %s\n", msg)
 		if r.Error != "" {
 			fmt.Fprintf(&b, "> %s\n", oneLine(r.Error))

@@ -132,3 +132,19 @@ func TestFormatDuration(t *testing.T) {
 		}
 	}
 }
+
+// A release that fails after its swap (at purge or prune) must not claim
+// production still serves the previous release: it serves this one.
+func TestMarkdownFailureAfterSwap(t *testing.T) {
+	r := failed()
+	r.FailedStep, r.Error = "purge", "purge step: CDN answered 503"
+	before := Markdown(r, MarkdownOptions{})
+	r.Live = true
+	after := Markdown(r, MarkdownOptions{})
+	if !strings.Contains(before, "production still serves the previous release") {
+		t.Errorf("failure before the swap:\n%s", before)
+	}
+	if strings.Contains(after, "previous release") || !strings.Contains(after, "production already serves this release") {
+		t.Errorf("failure after the swap:\n%s", after)
+	}
+}
