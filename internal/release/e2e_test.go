@@ -536,6 +536,23 @@ func TestReleaseFirstThenOneChange(t *testing.T) {
 			t.Errorf("CDN serves the old pages/css/site.css (%d):\n%s", code, body)
 		}
 	})
+
+	// Re-running the first release's job (a common way to roll back) puts
+	// it live again, and the CDN must stop serving the second release's
+	// un-hashed css, though the first release purged once already.
+	t.Run("re-running the first release rolls back, CDN included", func(t *testing.T) {
+		edit(t, dir, "pages/templates/pages/home.html", "Hello again from Django on App Service", "Hello from Django on App Service")
+		edit(t, dir, "pages/static/pages/css/site.css", "--accent: #c0392b;", "--accent: #0b6bcb;")
+		rep := mustSucceed(t, h.release(t, nil, dir))
+		if rep.ReleaseID != first.ReleaseID {
+			t.Fatalf("the reverted project built release %s, not the first release %s", rep.ReleaseID, first.ReleaseID)
+		}
+		h.assertServes(t, first.ReleaseID)
+		code, _, body := h.get(t, strings.TrimSuffix(rep.StaticURL, "/")+"/pages/css/site.css")
+		if code != 200 || !strings.Contains(body, "#0b6bcb") {
+			t.Errorf("CDN serves the second release's pages/css/site.css after the rollback (%d; purge: %+v):\n%s", code, stepOf(rep, "purge"), body)
+		}
+	})
 }
 
 // storageProxy stands between djdeploy and Azurite, so a test can make

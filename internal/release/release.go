@@ -613,15 +613,21 @@ func (r *runner) purge(ctx context.Context) (string, error) {
 	if r.deps.CDN == nil {
 		return "", skipf("no CDN profile and endpoint configured")
 	}
-	if !r.st.Done[StepPurge].IsZero() {
-		return "", skipf("already purged for release %s", r.art.Manifest.ReleaseID)
-	}
 	owed, err := r.owed(ctx)
 	if err != nil {
 		return "", err
 	}
 	// Paths owed by earlier releases that failed after uploading go too.
 	all := union(r.st.PurgePaths, owed)
+	if !r.st.Done[StepPurge].IsZero() {
+		// Purged before; but a re-run of an older release (a rollback)
+		// re-uploads the un-hashed files a later release changed, and
+		// those are owed again.
+		if len(owed) == 0 {
+			return "", skipf("already purged for release %s", r.art.Manifest.ReleaseID)
+		}
+		all = owed
+	}
 	if len(all) == 0 {
 		return "", skipf("no changed file without a content hash: nothing cached is stale")
 	}
