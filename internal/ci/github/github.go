@@ -224,7 +224,8 @@ func fail(gha *githubactions.Action, err error) int {
 	if errors.Is(err, context.Canceled) {
 		msg = "interrupted; nothing more was changed. Re-run the job to resume."
 	} else if p, ok := problem.As(err); ok {
-		msg, fix = p.Error(), p.Fix
+		// err, not p: the context wrapped around a problem names the step.
+		msg, fix = err.Error(), p.Fix
 	}
 	if fix != "" {
 		msg += "\nfix: " + fix
