@@ -127,6 +127,8 @@ func TestParseFileRejectsAmbiguousKeys(t *testing.T) {
 		{"&slot app: shop\n*slot : other\n", "line 2: a setting name must be a plain word"},
 		{"? [app]\n: x\n", "line 1: a setting name must be a plain word"},
 		{"!!binary c2xvdA==: staging\n", "line 1: a setting name must be a plain word"},
+		{"app: !!binary 0\n", "line 1: app: tagged values (!!binary) are not accepted"},
+		{"domain: [!!binary aGVsbG8=]\n", "list items must be plain values"},
 	} {
 		_, err := ParseFile("djdeploy.yaml", []byte(tc.in))
 		p, ok := problem.As(err)
@@ -135,7 +137,7 @@ func TestParseFileRejectsAmbiguousKeys(t *testing.T) {
 		}
 	}
 	// Quoted and explicitly tagged string keys are still plain names.
-	got, err := ParseFile("djdeploy.yaml", []byte("\"app\": shop\n!!str slot: staging\n"))
+	got, err := ParseFile("djdeploy.yaml", []byte("\"app\": shop\n!!str slot: !!str staging\n"))
 	if err != nil || got["app"] != "shop" || got["slot"] != "staging" {
 		t.Errorf("quoted/tagged string keys: got %v, %v", got, err)
 	}

@@ -201,6 +201,11 @@ func ParseFile(path string, data []byte) (map[string]string, error) {
 			return nil, problem.Usagef("keep one of the two lines", "%s line %d: %s is set twice (first on line %d)", path, k.Line, name, first)
 		}
 		seen[name] = k.Line
+		// An explicit tag changes what the text means (!!binary decodes
+		// base64); the raw text would not be what YAML says.
+		if v.Style&yaml.TaggedStyle != 0 && v.ShortTag() != "!!str" {
+			return nil, problem.Usagef("remove the tag and give the plain value", "%s line %d: %s: tagged values (%s) are not accepted", path, v.Line, name, v.Tag)
+		}
 		switch v.Kind {
 		case yaml.ScalarNode:
 			out[name] = v.Value
@@ -210,7 +215,7 @@ func ParseFile(path string, data []byte) (map[string]string, error) {
 			}
 			var items []string
 			for _, it := range v.Content {
-				if it.Kind != yaml.ScalarNode {
+				if it.Kind != yaml.ScalarNode || it.Style&yaml.TaggedStyle != 0 && it.ShortTag() != "!!str" {
 					return nil, problem.Usagef("list plain values", "%s line %d: %s: list items must be plain values", path, it.Line, name)
 				}
 				items = append(items, it.Value)
