@@ -1,0 +1,481 @@
+package faults
+
+// The world the fault matrix releases into: one emulator (ARM, Kudu, CDN,
+// app hosts running gunicorn with one worker), our own Azurite (so a cell
+// can kill it and restart it on the same folder and port), and a BlobProxy
+// in front of Azurite that djdeploy's storage connection string points at.
+// The CDN reads Azurite directly, as Azure's CDN reads the origin and not
+// the client's path to it.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/djdeploy/djdeploy/internal/azurite"
+	"github.com/djdeploy/djdeploy/internal/cli"
+	"github.com/djdeploy/djdeploy/internal/emulator"
+	"github.com/djdeploy/djdeploy/internal/report"
+	"github.com/djdeploy/djdeploy/internal/staticsync"
+	"github.com/djdeploy/djdeploy/internal/testenv"
+)
+
+const (
+	appName  = "demo-app"
+	slotName = "staging"
+)
+
+type world struct {
+	emu    *emulator.Emulator
+	proxy  *BlobProxy
+	py     string
+	env    map[string]string
+	blob   *azblob.Client // straight to Azurite
+	cont   string
+	prefix string
+	http   *http.Client
+	dir    string // the project the releases build
+
+	azMu   sync.Mutex
+	azDown bool
+	az     *azurite.Server
+	azDir  string
+	azPort int
+
+	binOnce sync.Once
+	bin     string
+	binErr  error
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("fault matrix: end-to-end releases")
+	}
+	py := testenv.Python(t)
+	if _, err := azurite.Find(); err != nil {
+		testenv.Missing(t, "azurite", err.Error())
+	}
+	w := &world{py: py, http: &http.Client{Timeout: 20 * time.Second}}
+	w.azDir = t.TempDir()
+	port, err := azurite.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.azPort = port
+	if w.az, err = azurite.Start(context.Background(), azurite.Options{Dir: w.azDir, Port: port}); err != nil {
+		t.Fatalf("starting azurite: %v", err)
+	}
+	t.Cleanup(func() {
+		w.azMu.Lock()
+		defer w.azMu.Unlock()
+		_ = w.az.Stop()
+	})
+	w.emu, err = emulator.Start(context.Background(), emulator.Config{
+		AzuriteConnectionString: w.az.ConnectionString(), Python: py, Workers: 1, RetryAfter: 1,
+		StartTimeout: 30 * time.Second,
+	})
+	if err != nil {
+		t.Fatalf("starting the emulator: %v", err)
+	}
+	t.Cleanup(func() { w.emu.Close() })
+	if w.proxy, err = NewBlobProxy(w.az.BlobEndpoint()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.proxy.Close() })
+	w.env = w.emu.Env()
+	w.env["DJDEPLOY_PYTHON"] = py
+	w.env["AZURE_STORAGE_CONNECTION_STRING"] = w.proxy.ConnectionString(w.az.ConnectionString())
+	w.cont, w.prefix = w.env["DJDEPLOY_STATIC_CONTAINER"], w.env["DJDEPLOY_STATIC_PREFIX"]
+	if w.blob, err = azblob.NewClientFromConnectionString(w.az.ConnectionString(), nil); err != nil {
+		t.Fatal(err)
+	}
+	w.dir = copyExample(t)
+	return w
+}
+
+// killAzurite stops Azurite abruptly, keeping its data.
+func (w *world) killAzurite() {
+	w.azMu.Lock()
+	defer w.azMu.Unlock()
+	w.az.Kill()
+	w.azDown = true
+}
+
+// startAzurite starts Azurite again on the same folder and port (if it
+// was killed).
+func (w *world) startAzurite() error {
+	w.azMu.Lock()
+	defer w.azMu.Unlock()
+	if !w.azDown {
+		return nil
+	}
+	s, err := azurite.Start(context.Background(), azurite.Options{Dir: w.azDir, Port: w.azPort})
+	if err != nil {
+		return err
+	}
+	w.az, w.azDown = s, false
+	return nil
+}
+
+// outage takes Azurite down when an upload's path contains trigger, and
+// starts it again restartAfter later (< 0: the test restarts it).
+//
+// Azurite keeps its metadata in memory and saves it every 5 s, so a
+// SIGKILL loses the last seconds of acknowledged writes, which Azure never
+// does. So every request is held for 6 s first, until everything
+// acknowledged is on disk; the requests held, and any during the outage,
+// then meet the dead Azurite (dropped connections), as they would meet an
+// unreachable Blob service.
+func (w *world) outage(trigger string, restartAfter time.Duration) <-chan error {
+	var holding atomic.Bool
+	killed := make(chan struct{})
+	done := make(chan error, 1)
+	w.proxy.Add(Rule{Method: http.MethodPut, PathContains: trigger, Before: func(*http.Request) {
+		holding.Store(true)
+		time.Sleep(6 * time.Second)
+		w.killAzurite()
+		close(killed)
+		if restartAfter < 0 {
+			done <- nil
+			return
+		}
+		go func() {
+			time.Sleep(restartAfter)
+			done <- w.startAzurite()
+		}()
+	}})
+	w.proxy.Add(Rule{Match: func(*http.Request) bool { return holding.Load() }, Count: -1,
+		Before: func(*http.Request) { <-killed }})
+	return done
+}
+
+// copyExample copies examples/django-app into a folder the test may edit.
+func copyExample(t *testing.T) string {
+	t.Helper()
+	src := filepath.Join("..", "..", "examples", "django-app")
+	dst := filepath.Join(t.TempDir(), "django-app")
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		name := d.Name()
+		if d.IsDir() && (name == "__pycache__" || name == "staticfiles" || name == ".venv") {
+			return filepath.SkipDir
+		}
+		if name == "db.sqlite3" {
+			return nil
+		}
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatalf("copying the example app: %v", err)
+	}
+	return dst
+}
+
+// vary gives the project a new release id: a template marker and a static
+// file of the cell's own, so static sync has something new to upload.
+func (w *world) vary(t *testing.T, tag string, extraFiles int) {
+	t.Helper()
+	p := filepath.Join(w.dir, "pages/templates/pages/home.html")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := regexp.MustCompile(`<!-- cell [^>]*-->\n?`).ReplaceAllString(string(b), "")
+	if err := os.WriteFile(p, []byte(s+"<!-- cell "+tag+" -->\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cells := filepath.Join(w.dir, "pages/static/pages/cells")
+	_ = os.RemoveAll(cells)
+	if err := os.MkdirAll(cells, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cells, "cell.css"), []byte(".cell::after { content: \""+tag+"\"; }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < extraFiles; i++ {
+		body := fmt.Sprintf("/* %s %d */\n.c%d { margin: %dpx; }\n", tag, i, i, i)
+		if err := os.WriteFile(filepath.Join(cells, fmt.Sprintf("f%03d.css", i)), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// result is one djdeploy invocation.
+type result struct {
+	code           int
+	stdout, stderr string
+	rep            *report.Release
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\n--- stdout:\n%s\n--- stderr:\n%s", r.code, tail(r.stdout, 40), tail(r.stderr, 40))
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = append([]string{"..."}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// releaseArgs keep failure paths short (retries still run in full); no
+// assertion is made on time.
+func (w *world) releaseArgs(more ...string) []string {
+	return append([]string{"release", "--project", w.dir, "--fix-settings", "--json",
+		"--health-path", "/healthz", "--warmup-timeout", "15s", "--verify-timeout", "15s",
+		"--deploy-timeout", "90s", "--swap-timeout", "90s", "--purge-timeout", "60s", "--lock-timeout", "90s"}, more...)
+}
+
+func (w *world) environ(extra map[string]string) map[string]string {
+	env := map[string]string{}
+	for k, v := range w.env {
+		env[k] = v
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return env
+}
+
+// release runs `djdeploy release --json` in-process.
+func (w *world) release(ctx context.Context, extra map[string]string, more ...string) result {
+	env := w.environ(extra)
+	var out, errb bytes.Buffer
+	code := cli.Main(ctx, w.releaseArgs(more...), cli.IO{In: strings.NewReader(""), Out: &out, Err: &errb}, func(k string) string { return env[k] })
+	return decode(code, out.String(), errb.String())
+}
+
+func decode(code int, stdout, stderr string) result {
+	r := result{code: code, stdout: stdout, stderr: stderr}
+	if strings.TrimSpace(stdout) != "" {
+		rep := &report.Release{}
+		if json.Unmarshal([]byte(stdout), rep) == nil {
+			r.rep = rep
+		}
+	}
+	return r
+}
+
+// binary builds cmd/djdeploy once for the process-kill cells.
+func (w *world) binary(t *testing.T) string {
+	t.Helper()
+	w.binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "djdeploy-faults-bin-")
+		if err != nil {
+			w.binErr = err
+			return
+		}
+		w.bin = filepath.Join(dir, "djdeploy")
+		out, err := exec.Command("go", "build", "-o", w.bin, "../../cmd/djdeploy").CombinedOutput()
+		if err != nil {
+			w.binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if w.binErr != nil {
+		t.Fatal(w.binErr)
+	}
+	return w.bin
+}
+
+// command is `djdeploy release` as a child process (for SIGKILL).
+func (w *world) command(t *testing.T, ctx context.Context, more ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
+	c := exec.CommandContext(ctx, w.binary(t), w.releaseArgs(more...)...)
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range w.env {
+		env = append(env, k+"="+v)
+	}
+	c.Env = env
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	return c, &out, &errb
+}
+
+// ---- what production serves
+
+var (
+	releaseRE = regexp.MustCompile(`<code id="release-id">([^<]*)</code>`)
+	linkRE    = regexp.MustCompile(`(?:href|src)="([^"]+)"`)
+	cssURLRE  = regexp.MustCompile(`url\(["']?([^"')]+)["']?\)`)
+)
+
+func (w *world) get(url string) (int, string, error) {
+	resp, err := w.http.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// serving checks that production serves a complete release: its page
+// names a release, and every static file the page links (and every url()
+// in those css files) answers 200 through the CDN. It returns the release
+// id production serves.
+func (w *world) serving() (string, []string) {
+	var problems []string
+	code, body, err := w.get(w.emu.ProductionURL(appName) + "/")
+	if err != nil || code != 200 {
+		return "", []string{fmt.Sprintf("production answers %d %v", code, err)}
+	}
+	m := releaseRE.FindStringSubmatch(body)
+	if m == nil {
+		return "", []string{"production's page names no release"}
+	}
+	var links []string
+	for _, l := range linkRE.FindAllStringSubmatch(body, -1) {
+		if strings.HasPrefix(l[1], "http") {
+			links = append(links, l[1])
+		}
+	}
+	if len(links) < 3 {
+		problems = append(problems, fmt.Sprintf("production's page links %d static files, want css, js and the logo", len(links)))
+	}
+	seen := map[string]bool{}
+	for len(links) > 0 {
+		u := links[0]
+		links = links[1:]
+		if seen[u] {
+			continue
+		}
+		seen[u] = true
+		code, body, err := w.get(u)
+		if err != nil || code != 200 {
+			problems = append(problems, fmt.Sprintf("GET %s: %d %v", u, code, err))
+			continue
+		}
+		if strings.HasSuffix(u, ".css") {
+			for _, m := range cssURLRE.FindAllStringSubmatch(body, -1) {
+				if ref := m[1]; !strings.HasPrefix(ref, "data:") && !strings.Contains(ref, "://") {
+					links = append(links, resolve(u, ref))
+				}
+			}
+		}
+	}
+	return m[1], problems
+}
+
+func resolve(base, ref string) string {
+	if strings.HasPrefix(ref, "/") {
+		i := strings.Index(base, "://")
+		j := strings.IndexByte(base[i+3:], '/')
+		return base[:i+3+j] + ref
+	}
+	dir := base[:strings.LastIndexByte(base, '/')+1]
+	for strings.HasPrefix(ref, "../") {
+		ref = ref[3:]
+		dir = dir[:strings.LastIndexByte(strings.TrimSuffix(dir, "/"), '/')+1]
+	}
+	return dir + strings.TrimPrefix(ref, "./")
+}
+
+// liveReleases are the release ids production and the slot run, from the
+// emulator's state (the app setting the release writes).
+func (w *world) liveReleases() (prod, slot string) {
+	for _, a := range w.emu.State().Apps {
+		if a.Name != appName {
+			continue
+		}
+		for _, s := range a.Slots {
+			switch s.Name {
+			case "production":
+				prod = s.AppSettings["DJDEPLOY_RELEASE_ID"]
+			case slotName:
+				slot = s.AppSettings["DJDEPLOY_RELEASE_ID"]
+			}
+		}
+	}
+	return prod, slot
+}
+
+// blobNames lists the container.
+func (w *world) blobNames(ctx context.Context) (map[string]bool, error) {
+	out := map[string]bool{}
+	pager := w.blob.NewListBlobsFlatPager(w.cont, nil)
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing blobs: %w", err)
+		}
+		for _, b := range page.Segment.BlobItems {
+			out[*b.Name] = true
+		}
+	}
+	return out, nil
+}
+
+// retainedFilesPresent checks that every file named in the manifests of
+// the releases production and the slot run exists in the container.
+func (w *world) retainedFilesPresent(ctx context.Context) []string {
+	names, err := w.blobNames(ctx)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	prod, slot := w.liveReleases()
+	var problems []string
+	for _, id := range []string{prod, slot} {
+		if id == "" {
+			continue
+		}
+		mname := w.prefix + staticsync.MetaDir + "releases/" + id + ".json"
+		resp, err := w.blob.DownloadStream(ctx, w.cont, mname, nil)
+		if err != nil {
+			// A release whose sync never finished has no manifest; the
+			// slot may run one only if the deploy went ahead anyway.
+			problems = append(problems, fmt.Sprintf("release %s runs but its manifest %s is missing: %v", id, mname, err))
+			continue
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		var m staticsync.Manifest
+		if err := json.Unmarshal(b, &m); err != nil {
+			problems = append(problems, fmt.Sprintf("manifest %s: %v", mname, err))
+			continue
+		}
+		var missing []string
+		for f := range m.Files {
+			if !names[f] {
+				missing = append(missing, f)
+			}
+		}
+		sort.Strings(missing)
+		if len(missing) > 0 {
+			problems = append(problems, fmt.Sprintf("release %s: %d of its files are gone: %v", id, len(missing), missing))
+		}
+		if len(m.Files) == 0 {
+			problems = append(problems, fmt.Sprintf("release %s: its manifest names no files", id))
+		}
+	}
+	return problems
+}
