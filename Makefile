@@ -26,7 +26,9 @@ deps:
 test: deps
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l cmd internal)" || { echo "gofmt needed on:"; gofmt -l cmd internal; exit 1; }
-	DJDEPLOY_TEST_PYTHON=$(PYTHON) $(GO) test $(RACE) -timeout 30m ./...
+	@rm -f .tools/fault-matrix.txt
+	DJDEPLOY_TEST_PYTHON=$(PYTHON) DJDEPLOY_FAULT_MATRIX_TABLE=$(CURDIR)/.tools/fault-matrix.txt $(GO) test $(RACE) -timeout 30m ./...
+	@echo "Fault matrix (internal/faults; make bench runs every row):"; cat .tools/fault-matrix.txt 2>/dev/null || echo "  (not run: Azurite or Django missing)"
 	@bash .ci/fuzz.sh 5s
 	@bash .ci/repro.sh
 	$(MAKE) lint
@@ -43,6 +45,7 @@ demo: deps build
 ## bench: djdeploy against its peers (zip, Info-ZIP, az, rclone, azcopy); prints ratios and peak memory.
 bench: deps bench-deps build
 	DJDEPLOY_TEST_PYTHON=$(PYTHON) $(GO) test -tags bench -run 'Bench' -count=1 -timeout 60m -v ./internal/bench/
+	DJDEPLOY_TEST_PYTHON=$(PYTHON) DJDEPLOY_FAULT_MATRIX=full $(GO) test -tags bench -run 'TestFaultMatrix|TestBench' -count=1 -timeout 60m -v ./internal/faults/
 
 bench-deps:
 	@bash .ci/bench-deps.sh
