@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -110,8 +111,30 @@ func (t Target) validate() error {
 	if len(missing) > 0 {
 		return problem.Usagef("set "+strings.Join(missing, " and "), "missing %s", strings.Join(missing, " and "))
 	}
+	// Names go into ARM URL paths: a "/" or ".." would address another
+	// resource, so anything Azure would not accept stops here (exit 2).
+	if !resourceGroupRe.MatchString(t.ResourceGroup) || strings.HasSuffix(t.ResourceGroup, ".") {
+		return problem.Usagef("use the resource group's name: up to 90 letters, digits, '_', '-', '.', '(' or ')', not ending in '.'",
+			"invalid resource group name %q", t.ResourceGroup)
+	}
+	if !appNameRe.MatchString(t.App) {
+		return problem.Usagef("use the web app's name: 2-60 letters, digits and hyphens, not starting or ending with a hyphen",
+			"invalid app name %q", t.App)
+	}
+	if !t.IsProduction() && !appNameRe.MatchString(t.Slot) {
+		return problem.Usagef("use the slot's name, e.g. staging: letters, digits and hyphens",
+			"invalid slot name %q", t.Slot)
+	}
 	return nil
 }
+
+// Validate checks the names before anything is built or changed.
+func (t Target) Validate() error { return t.validate() }
+
+var (
+	resourceGroupRe = regexp.MustCompile(`^[-\w.()]{1,90}$`)
+	appNameRe       = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,58}[A-Za-z0-9])?$`)
+)
 
 // Site is what the commands need from a site or slot resource.
 type Site struct {

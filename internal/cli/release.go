@@ -121,6 +121,10 @@ func setupRelease(ctx context.Context, env *Env, vals *settings.Values, projectD
 		return nil, problem.Usagef("set --slot to a deployment slot such as staging (create one with az webapp deployment slot create)",
 			"a release deploys to a staging slot and swaps it in; slot %q is not a deployment slot", vals.String("slot"))
 	}
+	// Bad names fail here, before a build or an upload (exit 2).
+	if err := (appservice.Target{ResourceGroup: vals.String("resource-group"), App: vals.String("app"), Slot: vals.String("slot")}).Validate(); err != nil {
+		return nil, err
+	}
 	skip := map[string]bool{}
 	for _, s := range vals.List("skip") {
 		if !contains(release.Skippable, s) {
