@@ -169,6 +169,13 @@ func (w *walker) dir(abs, rel string, ancestors []string) error {
 		childRel := path.Join(rel, d.Name())
 		childAbs := filepath.Join(abs, d.Name())
 		typ := d.Type()
+		// A name that is not UTF-8 cannot become a zip entry App Service
+		// unpacks the same way, nor a blob name or URL: say so here, not
+		// later as a static file that "does not exist".
+		if !utf8.ValidString(d.Name()) && !(w.ex != nil && (w.ex.Excluded(childRel, true) || w.ex.Excluded(childRel, false))) {
+			return problem.Usagef("rename it using UTF-8 characters, or list it in "+IgnoreFile,
+				"file name %q in the project is not valid UTF-8", strings.ToValidUTF8(childRel, "\ufffd"))
+		}
 		if typ&fs.ModeSymlink != 0 {
 			// Excludes apply to the link's own name first, so a link in an
 			// excluded place (.venv/bin/python) is never even resolved.

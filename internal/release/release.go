@@ -17,8 +17,11 @@ package release
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -336,6 +339,15 @@ func ReadArtifact(dir string) (*artifact.Result, error) {
 	}
 	if fi.Size() != m.AppZip.Size {
 		return nil, problem.Usagef("rebuild, or copy the whole build folder between jobs", "artifact %s: %s is %d bytes but release.json says %d", dir, m.AppZip.Path, fi.Size(), m.AppZip.Size)
+	}
+	// The size alone lets a release.json from another build (or a zip
+	// changed after the build) through: the slot would then run code the
+	// release id does not describe.
+	if sum, err := fileSHA256(res.ZipPath); err != nil {
+		return nil, problem.Wrap(err, "check the artifact folder's permissions", "reading %s", res.ZipPath)
+	} else if sum != m.AppZip.SHA256 {
+		return nil, problem.Usagef("copy the whole build folder between jobs; never mix files of two builds",
+			"artifact %s: %s does not match release.json (sha256 %s, release.json says %s)", dir, m.AppZip.Path, sum, m.AppZip.SHA256)
 	}
 	if _, err := os.Stat(res.StaticDir); err != nil && len(m.Static) > 0 {
 		return nil, problem.Usagef("copy the whole build folder between jobs", "artifact %s has no static/ folder", dir)
@@ -762,4 +774,17 @@ func settingsFile(module string) string {
 		return ""
 	}
 	return strings.ReplaceAll(module, ".", "/") + ".py"
+}
+
+func fileSHA256(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
