@@ -521,8 +521,13 @@ func (w *world) cell(t *testing.T, r *row, o cellOpts) {
 			case rr.code != 0:
 				lost = append(lost, "re-run failed: "+firstLine(errorLine(rr.stderr)))
 				t.Logf("re-run: %s", rr)
-			case rr.rep == nil || (rr.rep.ReleaseID != newID) != o.prodSick:
+			case rr.rep == nil:
+				lost = append(lost, "re-run printed no report")
+			case o.prodSick && rr.rep.ReleaseID == newID:
 				// With prodSick the re-run ships the fixed code: a new id.
+				lost = append(lost, "re-run shipped the code that failed again")
+			case !o.prodSick && newID != "" && rr.rep.ReleaseID != newID:
+				// newID is "" when the release failed before its build.
 				lost = append(lost, "re-run released something else")
 			default:
 				lost = append(lost, w.invariants(ctx, rr.rep.ReleaseID)...)
