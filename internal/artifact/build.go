@@ -267,8 +267,10 @@ func Build(ctx context.Context, opt Options, rep progress.Reporter) (*Result, er
 	if err != nil {
 		return nil, err
 	}
+	// Plain lines: the caller decides how findings surface (the build
+	// command warns; CI adapters annotate them on the settings file once).
 	for _, c := range checks {
-		rep.Warnf("check %s (%s): %s", c.ID, c.Level, firstLine(c.Message))
+		rep.Infof("check %s (%s): %s", c.ID, c.Level, firstLine(c.Message))
 	}
 	if opt.FailOnCheck && len(checks) > 0 {
 		return nil, problem.Failf("fix the findings above in the settings (or the app settings passed with build-env), or drop --fail-on-check",

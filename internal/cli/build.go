@@ -89,9 +89,13 @@ Linux and Python version are vendored into .python_packages/lib/site-packages.`,
 			if err != nil {
 				return err
 			}
-			res, err := artifact.Build(cmd.Context(), opt, env.Progress())
+			rep := env.Progress()
+			res, err := artifact.Build(cmd.Context(), opt, rep)
 			if err != nil {
 				return err
+			}
+			for _, c := range res.Manifest.Checks {
+				rep.Warnf("check --deploy %s (%s): %s", c.ID, c.Level, c.Message)
 			}
 			sum := summarize(res)
 			if asJSON {
