@@ -132,6 +132,12 @@ func setupRelease(ctx context.Context, env *Env, vals *settings.Values, projectD
 		}
 		skip[s] = true
 	}
+	// Settings only the last steps use are checked here: found at prune or
+	// purge, they would fail the release after production was swapped.
+	if !skip[release.StepPrune] && vals.Int("static-keep") < 1 {
+		return nil, problem.Usagef("set --static-keep to 1 or more (the releases whose files prune keeps), or --skip prune",
+			"static-keep must be 1 or more, not %d", vals.Int("static-keep"))
+	}
 	s := &releaseSetup{}
 	buildOpt, err := buildOptions(env, vals, projectDir)
 	if err != nil {
@@ -221,6 +227,11 @@ func setupRelease(ctx context.Context, env *Env, vals *settings.Values, projectD
 		if err != nil {
 			s.cleanup()
 			return nil, err
+		}
+		if ep.Kind != cdn.FrontDoor && len(vals.List("domain")) > 0 && !skip[release.StepPurge] {
+			s.cleanup()
+			return nil, problem.Usagef("remove --domain; it applies to Front Door profiles only",
+				"profile %s is a classic CDN profile, which purges every domain", vals.String("cdn-profile"))
 		}
 		origin := vals.String("cdn-origin-path")
 		if origin == "" {

@@ -1122,6 +1122,10 @@ func TestReleaseLockPlanAndBadInput(t *testing.T) {
 			{"production as the slot", nil, releaseArgs(base, "--slot", "production"), []string{"slot", "production"}},
 			{"not a Django project", nil, releaseArgs(notDjango), []string{"manage.py"}},
 			{"unknown step to skip", nil, releaseArgs(base, "--skip", "bogus"), []string{"bogus", "static-sync"}},
+			// Settings only the last steps use are checked before anything
+			// changes, not after the swap.
+			{"prune keeping no release", nil, releaseArgs(base, "--static-keep", "0"), []string{"static-keep"}},
+			{"domains on a classic CDN profile", nil, releaseArgs(base, "--cdn-profile", "demo-cdn", "--cdn-endpoint", "demo-cdn-ep", "--domain", "www.example.com"), []string{"--domain"}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				r := h.djdeploy(t, tc.env, tc.args...)
