@@ -42,6 +42,9 @@ type Rule struct {
 	Status     int
 	Code       string
 	RetryAfter int
+	// ARM answers with Resource Manager's JSON error body instead of Blob
+	// Storage's XML (the proxy then fronts ARM, e.g. for the purge load).
+	ARM bool
 	// Drop closes the connection without an answer.
 	Drop bool
 	// Delay waits before answering (then the fault, or the real answer).
@@ -75,6 +78,9 @@ type BlobProxy struct {
 	rules    []*activeRule
 	faults   atomic.Int64 // faulty answers given
 	requests atomic.Int64 // requests seen
+
+	outMu    sync.Mutex
+	outcomes map[string]int64 // see Outcomes
 }
 
 // NewBlobProxy serves a proxy to blobEndpoint (e.g.
@@ -92,7 +98,14 @@ func NewBlobProxy(blobEndpoint string) (*BlobProxy, error) {
 	// from a proxy Azure does not have.
 	p.rp.Transport = &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 256, IdleConnTimeout: 30 * time.Second,
 		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}
-	p.rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) { drop(w) }
+	p.rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		p.count("dropped (Blob service unreachable)")
+		drop(w)
+	}
+	p.rp.ModifyResponse = func(resp *http.Response) error {
+		p.count(fmt.Sprintf("%s %d", resp.Request.Method, resp.StatusCode))
+		return nil
+	}
 	p.rp.ErrorLog = discardLog()
 	if p.ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		return nil, err
@@ -132,8 +145,37 @@ func (p *BlobProxy) Faults() int64 { return p.faults.Load() }
 // Requests is how many requests the proxy saw.
 func (p *BlobProxy) Requests() int64 { return p.requests.Load() }
 
-// ResetCounts zeroes Faults and Requests.
-func (p *BlobProxy) ResetCounts() { p.faults.Store(0); p.requests.Store(0) }
+// ResetCounts zeroes Faults, Requests and Outcomes.
+func (p *BlobProxy) ResetCounts() {
+	p.faults.Store(0)
+	p.requests.Store(0)
+	p.outMu.Lock()
+	p.outcomes = nil
+	p.outMu.Unlock()
+}
+
+// Outcomes counts the answers the proxy gave by kind: "<METHOD> <status>"
+// for answers passed on from the Blob service, "injected <status> <code>"
+// and "injected drop" for faults, "dropped (Blob service unreachable)"
+// when the service did not answer.
+func (p *BlobProxy) Outcomes() map[string]int64 {
+	p.outMu.Lock()
+	defer p.outMu.Unlock()
+	out := make(map[string]int64, len(p.outcomes))
+	for k, v := range p.outcomes {
+		out[k] = v
+	}
+	return out
+}
+
+func (p *BlobProxy) count(kind string) {
+	p.outMu.Lock()
+	defer p.outMu.Unlock()
+	if p.outcomes == nil {
+		p.outcomes = map[string]int64{}
+	}
+	p.outcomes[kind]++
+}
 
 // ConnectionString rewrites a storage connection string's BlobEndpoint to
 // go through the proxy. The account path is kept, so Shared Key signatures
@@ -212,12 +254,18 @@ func (p *BlobProxy) serve(w http.ResponseWriter, q *http.Request) {
 	switch {
 	case f.Drop:
 		p.faults.Add(1)
+		p.count("injected drop")
 		_, _ = io.Copy(io.Discard, q.Body)
 		drop(w)
 	case f.Status != 0:
 		p.faults.Add(1)
+		p.count(fmt.Sprintf("injected %d %s", f.Status, f.Code))
 		_, _ = io.Copy(io.Discard, q.Body)
-		BlobError(w, f.Status, f.Code, f.RetryAfter)
+		if f.ARM {
+			ARMError(w, f.Status, f.Code, f.RetryAfter)
+		} else {
+			BlobError(w, f.Status, f.Code, f.RetryAfter)
+		}
 	default:
 		p.rp.ServeHTTP(w, q)
 	}
@@ -246,6 +294,20 @@ func BlobError(w http.ResponseWriter, status int, code string, retryAfter int) {
 	w.WriteHeader(status)
 	fmt.Fprintf(w, "\ufeff<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>%s</Code><Message>%s\nRequestId:fault\nTime:%s</Message></Error>",
 		code, msg, time.Now().UTC().Format("2006-01-02T15:04:05.0000000Z"))
+}
+
+// ARMError writes Resource Manager's error answer: status, x-ms-failure-cause
+// and {"error":{"code","message"}}, e.g. 429 TooManyRequests.
+func ARMError(w http.ResponseWriter, status int, code string, retryAfter int) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("x-ms-failure-cause", "gateway")
+	h.Set("x-ms-request-id", fmt.Sprintf("fault-%d", time.Now().UnixNano()))
+	if retryAfter > 0 {
+		h.Set("Retry-After", fmt.Sprint(retryAfter))
+	}
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"error":{"code":%q,"message":"Injected by djdeploy's fault proxy."}}`, code)
 }
 
 // drop closes the client's connection without an answer.
