@@ -58,6 +58,9 @@ func newHarness(t *testing.T) *harness {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
+	// Each test function has its own emulator and Azurite, and most of a
+	// release is waiting (deploys, retries, timeouts): they overlap well.
+	t.Parallel()
 	py := testenv.Python(t)
 	testenv.Azurite(t) // skips (or fails in CI) when Azurite is not installed
 	emu, err := emulator.Start(context.Background(), emulator.Config{StartAzurite: true, Python: py, Workers: 1, RetryAfter: 1})
