@@ -197,7 +197,11 @@ func (p *Purger) Purge(ctx context.Context, r Request) (*Result, error) {
 	if r.NoWait {
 		verb = "accepted"
 	}
+	// The counter finishes before Purge returns: it writes to the caller's
+	// reporter, which may be gone (or read) once Purge has returned.
+	counted := make(chan struct{})
 	go func() {
+		defer close(counted)
 		for range doneCh {
 			done++
 			p.log.Count("purge requests "+verb, done, int64(len(batches)))
@@ -205,6 +209,7 @@ func (p *Purger) Purge(ctx context.Context, r Request) (*Result, error) {
 	}()
 	err = g.Wait()
 	close(doneCh)
+	<-counted
 	res.Seconds = time.Since(start).Seconds()
 	if err != nil {
 		if tctx.Err() != nil && ctx.Err() == nil {
