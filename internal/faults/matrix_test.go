@@ -330,7 +330,9 @@ func TestFaultMatrix(t *testing.T) {
 		t.Run("killed/during static-sync", func(t *testing.T) {
 			r := m.add("runner", "SIGKILL during static-sync, then re-run")
 			w.killed(t, r, func(trigger chan<- struct{}) {
-				w.proxy.Add(Rule{Method: "PUT", PathContains: "/pages/cells/f05", Delay: 200 * time.Millisecond, Count: -1,
+				// vary names the files f000.css, f001.css, ...: the
+				// sixth file's upload is the kill point.
+				w.proxy.Add(Rule{Method: "PUT", PathContains: "/pages/cells/f005", Delay: 200 * time.Millisecond, Count: -1,
 					Before: func(*http.Request) { nonBlocking(trigger) }})
 			}, 30)
 		})
