@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"sort"
 	"strings"
@@ -18,9 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/djdeploy/djdeploy/internal/azurite"
+	"github.com/djdeploy/djdeploy/internal/e2e"
 	"github.com/djdeploy/djdeploy/internal/emulator"
-	"github.com/djdeploy/djdeploy/internal/testenv"
 )
 
 const app = "demo-app"
@@ -54,38 +50,21 @@ func TestMain(m *testing.M) {
 
 // fixture returns the shared binary and emulator, starting them on first
 // use. A missing Python with Django or a missing Azurite skips locally and
-// fails with CI=true (testenv).
+// fails with CI=true (e2e.Require).
 func fixture(t *testing.T) *shared {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("runner harness: builds the binary and runs releases against the emulator")
-	}
-	py := testenv.Python(t)
-	if _, err := azurite.Find(); err != nil {
-		testenv.Missing(t, "azurite", err.Error()+" (run 'make deps')")
-	}
-	once.Do(func() { fx, fxErr = start(py) })
+	py := e2e.Require(t, "runner harness: builds the binary and runs releases against the emulator")
+	root := e2e.Root(t)
+	once.Do(func() { fx, fxErr = start(py, root) })
 	if fxErr != nil {
 		t.Fatalf("harness fixture: %v", fxErr)
 	}
 	return fx
 }
 
-func start(py string) (*shared, error) {
-	s := &shared{py: py, emuLog: &lockedBuffer{}}
-	wd, err := os.Getwd()
-	if err != nil {
-		return nil, err
-	}
-	for dir := wd; ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			s.root = dir
-			break
-		}
-		if filepath.Dir(dir) == dir {
-			return nil, fmt.Errorf("no go.mod above %s", wd)
-		}
-	}
+func start(py, root string) (*shared, error) {
+	s := &shared{py: py, root: root, emuLog: &lockedBuffer{}}
+	var err error
 	if s.tmp, err = os.MkdirTemp("", "djdeploy-harness-"); err != nil {
 		return nil, err
 	}
@@ -104,7 +83,7 @@ func start(py string) (*shared, error) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	s.emu, err = emulator.Start(ctx, emulator.Config{StartAzurite: true, Python: py, Workers: 1, RetryAfter: 1, Log: s.emuLog})
+	s.emu, err = e2e.StartEmulator(ctx, py, s.emuLog)
 	if err != nil {
 		return nil, fmt.Errorf("starting the emulator: %w", err)
 	}
@@ -112,65 +91,8 @@ func start(py string) (*shared, error) {
 	return s, nil
 }
 
-// project copies examples/django-app into a fresh folder the test may edit,
-// as a checkout would have it (no collected static files, no database).
-func (s *shared) project(t *testing.T) string {
-	t.Helper()
-	src := filepath.Join(s.root, "examples", "django-app")
-	dst := filepath.Join(t.TempDir(), "workspace")
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		name := d.Name()
-		if d.IsDir() && (name == "__pycache__" || name == "staticfiles" || name == ".venv") {
-			return filepath.SkipDir
-		}
-		if name == "db.sqlite3" {
-			return nil
-		}
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatalf("copying the example app: %v", err)
-	}
-	return dst
-}
-
-// edit replaces old with new in a project file; an edit that changes
-// nothing would make the test prove nothing, so a missing old fails.
-func edit(t *testing.T, dir, rel, old, new string) {
-	t.Helper()
-	p := filepath.Join(dir, rel)
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains(b, []byte(old)) {
-		t.Fatalf("%s does not contain %q", rel, old)
-	}
-	if err := os.WriteFile(p, bytes.Replace(b, []byte(old), []byte(new), 1), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // step is one process run of the binary, as a CI runs a step.
-type step struct {
-	code           int
-	stdout, stderr string
-}
-
-func (r step) String() string {
-	return fmt.Sprintf("exit %d\n--- stdout:\n%s\n--- stderr:\n%s", r.code, r.stdout, r.stderr)
-}
+type step = e2e.Result
 
 // baseEnv is what any runner's process has besides the CI's own variables;
 // nothing else of the test's environment (a developer's DJDEPLOY_* or
@@ -203,39 +125,24 @@ func (s *shared) run(t *testing.T, dir string, env map[string]string, args ...st
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
-	r := step{stdout: out.String(), stderr: errb.String()}
+	r := step{Stdout: out.String(), Stderr: errb.String()}
 	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
+		r.Code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatalf("running djdeploy %s: %v", strings.Join(args, " "), err)
 	}
 	return r
 }
 
-var releaseRE = regexp.MustCompile(`<code id="release-id">([^<]*)</code>`)
-
 // production is the release id production's home page names, read over
 // HTTP as a visitor would.
 func (s *shared) production(t *testing.T) string {
 	t.Helper()
-	c := &http.Client{Timeout: 30 * time.Second}
-	resp, err := c.Get(s.emu.ProductionURL(app) + "/")
-	if err != nil {
-		t.Fatalf("GET production: %v", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	p, err := e2e.Production(&http.Client{Timeout: 30 * time.Second}, s.emu, app)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode != 200 {
-		t.Fatalf("production answers %d:\n%s", resp.StatusCode, b)
-	}
-	m := releaseRE.FindSubmatch(b)
-	if m == nil {
-		t.Fatalf("production's page names no release:\n%s", b)
-	}
-	return string(m[1])
+	return p.Release
 }
 
 // lockedBuffer is an io.Writer safe for the emulator's goroutines.

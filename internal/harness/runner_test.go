@@ -10,6 +10,7 @@ import (
 	"testing"
 	"unicode"
 
+	"github.com/djdeploy/djdeploy/internal/e2e"
 	"github.com/djdeploy/djdeploy/internal/release"
 	"github.com/djdeploy/djdeploy/internal/settings"
 	"gopkg.in/yaml.v3"
@@ -220,7 +221,7 @@ func pipelineStep(t *testing.T, s *shared, ado *fakeADO, dir string, params map[
 		env[k] = v
 	}
 	r := adoRun{step: s.run(t, dir, env, "ci", "azure-pipelines"), env: env, outputs: map[string]string{}}
-	for _, l := range strings.Split(r.stdout, "\n") {
+	for _, l := range strings.Split(r.Stdout, "\n") {
 		rest, ok := strings.CutPrefix(l, "##vso[task.setvariable ")
 		if !ok {
 			continue
@@ -237,7 +238,7 @@ func pipelineStep(t *testing.T, s *shared, ado *fakeADO, dir string, params map[
 		}
 		r.outputs[p["variable"]] = strings.NewReplacer("%0D", "\r", "%0A", "\n", "%AZP25", "%").Replace(data)
 	}
-	if m := regexp.MustCompile(`(?m)^##vso\[task\.uploadsummary\](.*)$`).FindStringSubmatch(r.stdout); m != nil {
+	if m := regexp.MustCompile(`(?m)^##vso\[task\.uploadsummary\](.*)$`).FindStringSubmatch(r.Stdout); m != nil {
 		r.summaryPath = m[1]
 		r.summary = readFile(t, m[1])
 	}
@@ -343,12 +344,12 @@ func TestRunnerHarness(t *testing.T) {
 	var ghOut, adoOut map[string]string
 
 	t.Run("github", func(t *testing.T) {
-		ws := s.project(t)
+		ws := e2e.Project(t, "workspace")
 		in := releaseSettings(s)
 		in["credential"] = "github-oidc"
 		in["github-token"] = gh.apiToken
 		r := githubStep(t, s, gh, ws, in, nil)
-		if r.code != 0 {
+		if r.Code != 0 {
 			t.Fatalf("djdeploy ci github: %s", r)
 		}
 		ghOut = r.outputs
@@ -368,10 +369,10 @@ func TestRunnerHarness(t *testing.T) {
 		if !strings.Contains(r.summary, "| Step | Status | Duration | Detail |") || !strings.Contains(r.summary, "```mermaid\ngantt") {
 			t.Errorf("the step summary lacks the steps table or the Mermaid gantt:\n%s", r.summary)
 		}
-		masksFirst(t, r.stdout, "::add-mask::", map[string]string{
+		masksFirst(t, r.Stdout, "::add-mask::", map[string]string{
 			"the GitHub token": gh.apiToken, "ACTIONS_ID_TOKEN_REQUEST_TOKEN": gh.reqToken, "the storage connection string": conn,
 		})
-		if got := groups(t, r.stdout, "::group::", "::endgroup::"); strings.Join(got, ",") != strings.Join(release.Steps, ",") {
+		if got := groups(t, r.Stdout, "::group::", "::endgroup::"); strings.Join(got, ",") != strings.Join(release.Steps, ",") {
 			t.Errorf("log groups %v, want one per step %v", got, release.Steps)
 		}
 		if gh.idRequests == 0 {
@@ -405,11 +406,11 @@ func TestRunnerHarness(t *testing.T) {
 		sec.add(t, "GitHub token", gh.apiToken)
 		sec.add(t, "ACTIONS_ID_TOKEN_REQUEST_TOKEN", gh.reqToken)
 		sec.add(t, "GitHub OIDC ID token", gh.idToken)
-		masks := leaks(t, "stdout", r.stdout, sec, true)
+		masks := leaks(t, "stdout", r.Stdout, sec, true)
 		if len(masks) == 0 {
 			t.Errorf("no ::add-mask:: lines")
 		}
-		leaks(t, "stderr", r.stderr, sec, false)
+		leaks(t, "stderr", r.Stderr, sec, false)
 		leaks(t, "GITHUB_OUTPUT", r.output, sec, false)
 		leaks(t, "GITHUB_ENV", r.envFile, sec, false)
 		leaks(t, "GITHUB_STATE", readFile(t, r.env["GITHUB_STATE"]), sec, false)
@@ -421,10 +422,10 @@ func TestRunnerHarness(t *testing.T) {
 		if ghOut == nil {
 			t.Skip("needs the GitHub release first")
 		}
-		dir := s.project(t)
+		dir := e2e.Project(t, "workspace")
 		// A second release: a changed template and css file, so a new
 		// release id results and some static files change.
-		edit(t, dir, "pages/templates/pages/home.html", "Hello from Django on App Service", "Hello from Azure Pipelines")
+		e2e.Edit(t, dir, "pages/templates/pages/home.html", "Hello from Django on App Service", "Hello from Azure Pipelines")
 		if err := os.WriteFile(filepath.Join(dir, "pages/static/pages/css/site.css"),
 			append([]byte(readFile(t, filepath.Join(dir, "pages/static/pages/css/site.css"))), "\n.pipelines { color: #0078d4; }\n"...), 0o644); err != nil {
 			t.Fatal(err)
@@ -434,7 +435,7 @@ func TestRunnerHarness(t *testing.T) {
 		params := pipelineParams(t, set)
 		params["serviceConnection"] = ado.conn
 		r := pipelineStep(t, s, ado, dir, params, nil)
-		if r.code != 0 {
+		if r.Code != 0 {
 			t.Fatalf("djdeploy ci azure-pipelines: %s", r)
 		}
 		adoOut = map[string]string{}
@@ -443,15 +444,15 @@ func TestRunnerHarness(t *testing.T) {
 		}
 		for _, k := range outputNames {
 			if _, ok := adoOut[k]; !ok {
-				t.Errorf("no output variable for %s:\n%s", k, r.stdout)
+				t.Errorf("no output variable for %s:\n%s", k, r.Stdout)
 			}
 		}
 		id := adoOut["release-id"]
 		if id == "" || id == ghOut["release-id"] {
 			t.Fatalf("release id %q after a changed template; the GitHub release was %q", id, ghOut["release-id"])
 		}
-		masksFirst(t, r.stdout, "##vso[task.setsecret]", map[string]string{"SYSTEM_ACCESSTOKEN": ado.token, "the storage connection string": conn})
-		if got := groups(t, r.stdout, "##[group]", "##[endgroup]"); strings.Join(got, ",") != strings.Join(release.Steps, ",") {
+		masksFirst(t, r.Stdout, "##vso[task.setsecret]", map[string]string{"SYSTEM_ACCESSTOKEN": ado.token, "the storage connection string": conn})
+		if got := groups(t, r.Stdout, "##[group]", "##[endgroup]"); strings.Join(got, ",") != strings.Join(release.Steps, ",") {
 			t.Errorf("log groups %v, want one per step %v", got, release.Steps)
 		}
 		if r.summaryPath == "" || !filepath.IsAbs(r.summaryPath) || !strings.Contains(r.summary, "| Step | Status | Duration | Detail |") {
@@ -466,8 +467,8 @@ func TestRunnerHarness(t *testing.T) {
 		if strings.Join(ado.tags, ",") != "djdeploy-"+id {
 			t.Errorf("build tags %v, want djdeploy-%s", ado.tags, id)
 		}
-		if strings.Contains(r.stdout, "##vso[build.addbuildtag]") || strings.Contains(r.stdout, "tagging the run through the API") {
-			t.Errorf("the run fell back to the logging-command tag:\n%s", r.stdout)
+		if strings.Contains(r.Stdout, "##vso[build.addbuildtag]") || strings.Contains(r.Stdout, "tagging the run through the API") {
+			t.Errorf("the run fell back to the logging-command tag:\n%s", r.Stdout)
 		}
 		if got := s.production(t); got != id {
 			t.Errorf("production serves release %q, the outputs say %q", got, id)
@@ -480,10 +481,10 @@ func TestRunnerHarness(t *testing.T) {
 		sec.add(t, "GitHub token", gh.apiToken)
 		sec.add(t, "ACTIONS_ID_TOKEN_REQUEST_TOKEN", gh.reqToken)
 		sec.add(t, "GitHub OIDC ID token", gh.idToken)
-		if masks := leaks(t, "stdout", r.stdout, sec, true); len(masks) == 0 {
+		if masks := leaks(t, "stdout", r.Stdout, sec, true); len(masks) == 0 {
 			t.Errorf("no ##vso[task.setsecret] lines")
 		}
-		leaks(t, "stderr", r.stderr, sec, false)
+		leaks(t, "stderr", r.Stderr, sec, false)
 		leaks(t, "the uploaded summary", r.summary, sec, false)
 		leaks(t, "the emulator's log", string(s.emuLog.Bytes()), sec, false)
 		scanFiles(t, s.emu.StateDir(), sec)

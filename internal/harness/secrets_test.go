@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/djdeploy/djdeploy/internal/e2e"
 	"github.com/djdeploy/djdeploy/internal/emulator"
 	"github.com/djdeploy/djdeploy/internal/settings"
 )
@@ -98,8 +99,8 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	}
 
 	t.Run("github-success", func(t *testing.T) {
-		ws := s.project(t)
-		edit(t, ws, "pages/templates/pages/home.html", "Hello from Django on App Service", "Hello, secrets scan")
+		ws := e2e.Project(t, "workspace")
+		e2e.Edit(t, ws, "pages/templates/pages/home.html", "Hello from Django on App Service", "Hello, secrets scan")
 		in := releaseSettings(s)
 		for k, v := range bySetting {
 			in[k] = v
@@ -110,19 +111,19 @@ func TestSecretsNeverPrinted(t *testing.T) {
 			extra[k] = v
 		}
 		r := githubStep(t, s, gh, ws, in, extra)
-		if r.code != 0 {
+		if r.Code != 0 {
 			t.Fatalf("djdeploy ci github: %s", r)
 		}
 		if got := s.production(t); got != r.outputs["release-id"] {
 			t.Errorf("production serves %q, the outputs say %q", got, r.outputs["release-id"])
 		}
-		masks := leaks(t, "stdout", r.stdout, sec, true)
+		masks := leaks(t, "stdout", r.Stdout, sec, true)
 		for _, name := range []string{"setting access-token", "setting storage-connection-string", "setting github-token", "setting azure-devops-token", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"} {
 			if !containsString(masks, sec[name]) {
 				t.Errorf("%s is not masked with ::add-mask::", name)
 			}
 		}
-		leaks(t, "stderr", r.stderr, sec, false)
+		leaks(t, "stderr", r.Stderr, sec, false)
 		leaks(t, "GITHUB_OUTPUT", r.output, sec, false)
 		leaks(t, "GITHUB_ENV", r.envFile, sec, false)
 		leaks(t, "the step summary", r.summary, sec, false)
@@ -131,8 +132,8 @@ func TestSecretsNeverPrinted(t *testing.T) {
 
 	t.Run("pipelines-failed-deploy", func(t *testing.T) {
 		before := s.production(t)
-		dir := s.project(t)
-		edit(t, dir, "pages/templates/pages/home.html", "Hello from Django on App Service", "Hello, a release whose build fails")
+		dir := e2e.Project(t, "workspace")
+		e2e.Edit(t, dir, "pages/templates/pages/home.html", "Hello from Django on App Service", "Hello, a release whose build fails")
 		set := releaseSettings(s)
 		for k, v := range bySetting {
 			set[k] = v
@@ -149,11 +150,11 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		}
 		defer s.emu.FailNextDeployment(app, releaseSettings(s)["slot"], emulator.NoFailure)
 		r := pipelineStep(t, s, ado, dir, params, extra)
-		if r.code != 1 {
+		if r.Code != 1 {
 			t.Fatalf("a failed deployment: want exit 1: %s", r)
 		}
-		if !regexp.MustCompile(`(?m)^##vso\[task\.logissue type=error;\].*BuildFailed`).MatchString(r.stdout) {
-			t.Errorf("no error issue with the deployment's cause (BuildFailed):\n%s", r.stdout)
+		if !regexp.MustCompile(`(?m)^##vso\[task\.logissue type=error;\].*BuildFailed`).MatchString(r.Stdout) {
+			t.Errorf("no error issue with the deployment's cause (BuildFailed):\n%s", r.Stdout)
 		}
 		if !strings.Contains(r.summary, "at step `deploy`") {
 			t.Errorf("the summary does not name the failed step:\n%s", r.summary)
@@ -164,21 +165,21 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		if got := s.production(t); got != before {
 			t.Errorf("production serves %q after a failed release, want the previous %q", got, before)
 		}
-		masks := leaks(t, "stdout", r.stdout, sec, true)
+		masks := leaks(t, "stdout", r.Stdout, sec, true)
 		for _, name := range []string{"setting access-token", "setting storage-connection-string", "setting azure-devops-token", "AZURE_CLIENT_SECRET"} {
 			if !containsString(masks, sec[name]) {
 				t.Errorf("%s is not registered with task.setsecret", name)
 			}
 		}
-		leaks(t, "stderr", r.stderr, sec, false)
+		leaks(t, "stderr", r.Stderr, sec, false)
 		leaks(t, "the uploaded summary", r.summary, sec, false)
 		scanLog(t)
 	})
 
 	t.Run("github-failed-start", func(t *testing.T) {
 		before := s.production(t)
-		ws := s.project(t)
-		edit(t, ws, "pages/templates/pages/home.html", "Hello from Django on App Service", "Hello, a release that never starts")
+		ws := e2e.Project(t, "workspace")
+		e2e.Edit(t, ws, "pages/templates/pages/home.html", "Hello from Django on App Service", "Hello, a release that never starts")
 		in := releaseSettings(s)
 		for k, v := range bySetting {
 			in[k] = v
@@ -194,11 +195,11 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		defer s.emu.FailNextDeployment(app, in["slot"], emulator.NoFailure)
 		statuses := len(gh.statuses)
 		r := githubStep(t, s, gh, ws, in, extra)
-		if r.code != 1 {
+		if r.Code != 1 {
 			t.Fatalf("an app that does not start: want exit 1: %s", r)
 		}
-		if !regexp.MustCompile(`(?m)^::error title=djdeploy::.*RuntimeFailed`).MatchString(r.stdout) {
-			t.Errorf("no error annotation with the cause (RuntimeFailed):\n%s", r.stdout)
+		if !regexp.MustCompile(`(?m)^::error title=djdeploy::.*RuntimeFailed`).MatchString(r.Stdout) {
+			t.Errorf("no error annotation with the cause (RuntimeFailed):\n%s", r.Stdout)
 		}
 		if r.outputs["outcome"] != "failed" || !strings.Contains(r.summary, "at step `deploy`") {
 			t.Errorf("outcome %q; the summary must name the failed step:\n%s", r.outputs["outcome"], r.summary)
@@ -209,8 +210,8 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		if got := s.production(t); got != before {
 			t.Errorf("production serves %q after a failed release, want the previous %q", got, before)
 		}
-		leaks(t, "stdout", r.stdout, sec, true)
-		leaks(t, "stderr", r.stderr, sec, false)
+		leaks(t, "stdout", r.Stdout, sec, true)
+		leaks(t, "stderr", r.Stderr, sec, false)
 		leaks(t, "GITHUB_OUTPUT", r.output, sec, false)
 		leaks(t, "the step summary", r.summary, sec, false)
 		scanLog(t)
@@ -218,7 +219,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 
 	t.Run("shell-wrong-client-secret", func(t *testing.T) {
 		before := s.production(t)
-		dir := s.project(t)
+		dir := e2e.Project(t, "workspace")
 		wrong := randomSecret("wrong-client-secret-")
 		sec := maps(sec)
 		sec.add(t, "the wrong client secret", wrong)
@@ -235,17 +236,17 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		env["AZURE_CLIENT_SECRET"] = wrong
 		env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = gh.reqToken
 		r := s.run(t, dir, env, "release", "--json")
-		if r.code != 1 {
+		if r.Code != 1 {
 			t.Fatalf("a wrong client secret: want exit 1: %s", r)
 		}
-		if !strings.Contains(r.stderr, "error:") || !strings.Contains(r.stderr, "AADSTS7000215") {
-			t.Errorf("the error does not say the client secret is wrong:\n%s", r.stderr)
+		if !strings.Contains(r.Stderr, "error:") || !strings.Contains(r.Stderr, "AADSTS7000215") {
+			t.Errorf("the error does not say the client secret is wrong:\n%s", r.Stderr)
 		}
 		if got := s.production(t); got != before {
 			t.Errorf("production serves %q after a failed release, want %q", got, before)
 		}
-		leaks(t, "stdout", r.stdout, sec, false)
-		leaks(t, "stderr", r.stderr, sec, false)
+		leaks(t, "stdout", r.Stdout, sec, false)
+		leaks(t, "stderr", r.Stderr, sec, false)
 		scanLog(t)
 	})
 }
@@ -319,11 +320,11 @@ func TestStaticSyncRedactsStorageSecrets(t *testing.T) {
 				env[k] = v
 			}
 			r := s.run(t, src, env, "static", "sync", "--source", src)
-			if r.code == 0 {
+			if r.Code == 0 {
 				t.Fatalf("static sync succeeded with bad credentials: %s", r)
 			}
-			if !strings.Contains(r.stderr, tc.wantWhat) {
-				t.Errorf("stderr does not say %q:\n%s", tc.wantWhat, r.stderr)
+			if !strings.Contains(r.Stderr, tc.wantWhat) {
+				t.Errorf("stderr does not say %q:\n%s", tc.wantWhat, r.Stderr)
 			}
 			sec := secrets{}
 			for i, v := range tc.secrets {
@@ -332,7 +333,7 @@ func TestStaticSyncRedactsStorageSecrets(t *testing.T) {
 			for k, v := range tc.env {
 				sec.add(t, k, v)
 			}
-			out := r.stdout + r.stderr
+			out := r.Stdout + r.Stderr
 			leaks(t, "output", out, sec, false)
 			if i := strings.Index(strings.ToLower(out), "sig="); i >= 0 && !strings.HasPrefix(out[i+4:], "REDACTED") {
 				t.Errorf("output has a sig= value: ...%s...", out[i:min(len(out), i+20)])

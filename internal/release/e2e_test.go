@@ -14,8 +14,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
-	"mime"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -30,10 +28,9 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
-	"github.com/djdeploy/djdeploy/internal/cli"
+	"github.com/djdeploy/djdeploy/internal/e2e"
 	"github.com/djdeploy/djdeploy/internal/emulator"
 	"github.com/djdeploy/djdeploy/internal/report"
-	"github.com/djdeploy/djdeploy/internal/testenv"
 )
 
 const (
@@ -55,75 +52,18 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end test")
-	}
+	py := e2e.Require(t, "end-to-end test")
 	// Each test function has its own emulator and Azurite, and most of a
 	// release is waiting (deploys, retries, timeouts): they overlap well.
 	t.Parallel()
-	py := testenv.Python(t)
-	testenv.Azurite(t) // skips (or fails in CI) when Azurite is not installed
-	emu, err := emulator.Start(context.Background(), emulator.Config{StartAzurite: true, Python: py, Workers: 1, RetryAfter: 1})
-	if err != nil {
-		t.Fatalf("starting the emulator: %v", err)
-	}
-	t.Cleanup(func() { emu.Close() })
-	h := &harness{emu: emu, py: py, env: emu.Env(), http: &http.Client{Timeout: 30 * time.Second}}
-	h.env["DJDEPLOY_PYTHON"] = py
+	emu := e2e.Emulator(t, py)
+	h := &harness{emu: emu, py: py, env: e2e.Env(emu, py), http: &http.Client{Timeout: 30 * time.Second}}
 	h.cont, h.prefix = h.env["DJDEPLOY_STATIC_CONTAINER"], h.env["DJDEPLOY_STATIC_PREFIX"]
+	var err error
 	if h.blob, err = azblob.NewClientFromConnectionString(emu.StorageConnectionString(), nil); err != nil {
 		t.Fatal(err)
 	}
 	return h
-}
-
-// project copies examples/django-app into a fresh folder the test may edit.
-func project(t *testing.T) string {
-	t.Helper()
-	src := filepath.Join("..", "..", "examples", "django-app")
-	dst := filepath.Join(t.TempDir(), "django-app")
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		name := d.Name()
-		if d.IsDir() && (name == "__pycache__" || name == "staticfiles" || name == ".venv") {
-			return filepath.SkipDir
-		}
-		if name == "db.sqlite3" {
-			return nil
-		}
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatalf("copying the example app: %v", err)
-	}
-	return dst
-}
-
-// edit replaces old with new in a project file, failing when old is absent
-// (an edit that changes nothing would make the test prove nothing).
-func edit(t *testing.T, dir, rel, old, new string) {
-	t.Helper()
-	p := filepath.Join(dir, rel)
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains(b, []byte(old)) {
-		t.Fatalf("%s does not contain %q", rel, old)
-	}
-	if err := os.WriteFile(p, bytes.Replace(b, []byte(old), []byte(new), 1), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func writeFile(t *testing.T, dir, rel, body string) {
@@ -140,31 +80,13 @@ func writeFile(t *testing.T, dir, rel, body string) {
 // run is one `djdeploy` invocation through cli.Main with the emulator's
 // export block (plus extra, where "" deletes a variable) as environment.
 type run struct {
-	code           int
-	stdout, stderr string
-	rep            *report.Release
-}
-
-func (r run) String() string {
-	return fmt.Sprintf("exit %d\n--- stdout:\n%s\n--- stderr:\n%s", r.code, r.stdout, r.stderr)
+	e2e.Result
+	rep *report.Release
 }
 
 func (h *harness) djdeploy(t *testing.T, extra map[string]string, args ...string) run {
 	t.Helper()
-	env := map[string]string{}
-	for k, v := range h.env {
-		env[k] = v
-	}
-	for k, v := range extra {
-		if v == "" {
-			delete(env, k)
-		} else {
-			env[k] = v
-		}
-	}
-	var out, errb bytes.Buffer
-	code := cli.Main(context.Background(), args, cli.IO{In: strings.NewReader(""), Out: &out, Err: &errb}, func(k string) string { return env[k] })
-	return run{code: code, stdout: out.String(), stderr: errb.String()}
+	return run{Result: e2e.Main(context.Background(), e2e.With(h.env, extra), args...)}
 }
 
 // releaseArgs are the settings every release here uses: short timeouts so
@@ -179,9 +101,9 @@ func releaseArgs(dir string, more ...string) []string {
 func (h *harness) release(t *testing.T, extra map[string]string, dir string, more ...string) run {
 	t.Helper()
 	r := h.djdeploy(t, extra, releaseArgs(dir, more...)...)
-	if strings.TrimSpace(r.stdout) != "" {
+	if strings.TrimSpace(r.Stdout) != "" {
 		r.rep = &report.Release{}
-		if err := json.Unmarshal([]byte(r.stdout), r.rep); err != nil {
+		if err := json.Unmarshal([]byte(r.Stdout), r.rep); err != nil {
 			t.Fatalf("stdout is not the JSON report: %v\n%s", err, r)
 		}
 	}
@@ -191,7 +113,7 @@ func (h *harness) release(t *testing.T, extra map[string]string, dir string, mor
 // mustSucceed fails the test unless the release succeeded.
 func mustSucceed(t *testing.T, r run) *report.Release {
 	t.Helper()
-	if r.code != 0 || r.rep == nil || r.rep.Outcome != report.Succeeded {
+	if r.Code != 0 || r.rep == nil || r.rep.Outcome != report.Succeeded {
 		t.Fatalf("release did not succeed: %s", r)
 	}
 	return r.rep
@@ -201,8 +123,8 @@ func mustSucceed(t *testing.T, r run) *report.Release {
 // that names the step.
 func mustFailAt(t *testing.T, r run, step string) *report.Release {
 	t.Helper()
-	if r.code != 1 {
-		t.Fatalf("exit %d, want 1: %s", r.code, r)
+	if r.Code != 1 {
+		t.Fatalf("exit %d, want 1: %s", r.Code, r)
 	}
 	if r.rep == nil {
 		t.Fatalf("no JSON report on a failed release: %s", r)
@@ -213,7 +135,7 @@ func mustFailAt(t *testing.T, r run, step string) *report.Release {
 	if st := stepOf(r.rep, step); st.Status != report.StepFailed || st.Detail == "" {
 		t.Errorf("step %s in the report: %+v", step, st)
 	}
-	if !strings.Contains(r.stderr, "error:") {
+	if !strings.Contains(r.Stderr, "error:") {
 		t.Errorf("no error line on stderr: %s", r)
 	}
 	return r.rep
@@ -228,47 +150,23 @@ func stepOf(rep *report.Release, name string) report.Step {
 	return report.Step{}
 }
 
-// page is what production serves at /, and what it links.
-type page struct {
-	release string
-	body    string
-	static  []string // absolute URLs of the static files the page links
-}
-
-var (
-	releaseRE = regexp.MustCompile(`<code id="release-id">([^<]*)</code>`)
-	linkRE    = regexp.MustCompile(`(?:href|src)="([^"]+)"`)
-	cssURLRE  = regexp.MustCompile(`url\(["']?([^"')]+)["']?\)`)
-)
+type page = e2e.Page
 
 func (h *harness) get(t *testing.T, url string) (int, http.Header, string) {
 	t.Helper()
-	resp, err := h.http.Get(url)
+	code, hdr, body, err := e2e.Get(h.http, url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: reading the body: %v", url, err)
-	}
-	return resp.StatusCode, resp.Header, string(b)
+	return code, hdr, body
 }
 
 // production reads production's home page over HTTP.
 func (h *harness) production(t *testing.T) page {
 	t.Helper()
-	code, _, body := h.get(t, h.emu.ProductionURL(app)+"/")
-	if code != 200 {
-		t.Fatalf("production answers %d:\n%s", code, body)
-	}
-	m := releaseRE.FindStringSubmatch(body)
-	if m == nil {
-		t.Fatalf("production's page names no release:\n%s", body)
-	}
-	p := page{release: m[1], body: body}
-	for _, l := range linkRE.FindAllStringSubmatch(body, -1) {
-		p.static = append(p.static, l[1])
+	p, err := e2e.Production(h.http, h.emu, app)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return p
 }
@@ -279,69 +177,19 @@ func (h *harness) cdnBase() string {
 	return h.emu.CDNURL(h.env["DJDEPLOY_CDN_PROFILE"], h.env["DJDEPLOY_CDN_ENDPOINT"]) + "/"
 }
 
-var wantType = map[string]string{".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml", ".png": "image/png"}
-
 // assertServes checks production serves release id (when not "") and that
 // every static file its page links (and every url() those css files
 // reference) answers 200 through the CDN with the right content type.
 func (h *harness) assertServes(t *testing.T, id string) page {
 	t.Helper()
 	p := h.production(t)
-	if id != "" && p.release != id {
-		t.Fatalf("production serves release %q, want %q", p.release, id)
+	if id != "" && p.Release != id {
+		t.Fatalf("production serves release %q, want %q", p.Release, id)
 	}
-	if len(p.static) < 3 {
-		t.Fatalf("production's page links %d static files, want css, js and the logo:\n%s", len(p.static), p.body)
-	}
-	seen := map[string]bool{}
-	queue := append([]string{}, p.static...)
-	for len(queue) > 0 {
-		u := queue[0]
-		queue = queue[1:]
-		if seen[u] {
-			continue
-		}
-		seen[u] = true
-		if !strings.HasPrefix(u, h.cdnBase()) {
-			t.Errorf("static link %s is not on the CDN endpoint %s", u, h.cdnBase())
-			continue
-		}
-		code, hdr, body := h.get(t, u)
-		if code != 200 {
-			t.Errorf("GET %s through the CDN: %d", u, code)
-			continue
-		}
-		ext := strings.ToLower(filepath.Ext(u))
-		mt, _, _ := mime.ParseMediaType(hdr.Get("Content-Type"))
-		if want := wantType[ext]; want != "" && mt != want && !(ext == ".js" && mt == "application/javascript") {
-			t.Errorf("GET %s: Content-Type %q, want %s", u, hdr.Get("Content-Type"), want)
-		}
-		if ext == ".css" {
-			for _, m := range cssURLRE.FindAllStringSubmatch(body, -1) {
-				ref := m[1]
-				if strings.HasPrefix(ref, "data:") || strings.Contains(ref, "://") {
-					continue
-				}
-				queue = append(queue, resolve(u, ref))
-			}
-		}
+	for _, problem := range e2e.CheckStatic(h.http, p, h.cdnBase()) {
+		t.Error(problem)
 	}
 	return p
-}
-
-// resolve resolves a relative url() reference against the css file's URL.
-func resolve(base, ref string) string {
-	if strings.HasPrefix(ref, "/") {
-		i := strings.Index(base, "://")
-		j := strings.IndexByte(base[i+3:], '/')
-		return base[:i+3+j] + ref
-	}
-	dir := base[:strings.LastIndexByte(base, '/')+1]
-	for strings.HasPrefix(ref, "../") {
-		ref = ref[3:]
-		dir = dir[:strings.LastIndexByte(strings.TrimSuffix(dir, "/"), '/')+1]
-	}
-	return dir + strings.TrimPrefix(ref, "./")
 }
 
 // blobs lists the static prefix's blobs (not djdeploy's own state) with
@@ -405,7 +253,7 @@ func hashedName(name string) bool {
 // css file references through url().
 func TestReleaseFirstThenOneChange(t *testing.T) {
 	h := newHarness(t)
-	dir := project(t)
+	dir := e2e.Project(t, "django-app")
 	// theme.css references site.css through url(): editing site.css must
 	// re-upload theme.css's hashed copy (its rewritten reference changes)
 	// and nothing else of it.
@@ -433,8 +281,8 @@ func TestReleaseFirstThenOneChange(t *testing.T) {
 			t.Errorf("static URL %q is not on the CDN endpoint %s", first.StaticURL, h.cdnBase())
 		}
 		p := h.assertServes(t, first.ReleaseID)
-		if !strings.Contains(p.body, "Hello from Django on App Service") {
-			t.Errorf("production serves another page:\n%s", p.body)
+		if !strings.Contains(p.Body, "Hello from Django on App Service") {
+			t.Errorf("production serves another page:\n%s", p.Body)
 		}
 		firstBlobs = h.blobs(t)
 		for _, want := range []string{"pages/css/site.css", "pages/css/theme.css", "pages/js/site.js", "pages/img/logo.svg", "staticfiles.json", "admin/css/base.css"} {
@@ -456,8 +304,8 @@ func TestReleaseFirstThenOneChange(t *testing.T) {
 	}
 
 	t.Run("second release with one change", func(t *testing.T) {
-		edit(t, dir, "pages/templates/pages/home.html", "Hello from Django on App Service", "Hello again from Django on App Service")
-		edit(t, dir, "pages/static/pages/css/site.css", "--accent: #0b6bcb;", "--accent: #c0392b;")
+		e2e.Edit(t, dir, "pages/templates/pages/home.html", "Hello from Django on App Service", "Hello again from Django on App Service")
+		e2e.Edit(t, dir, "pages/static/pages/css/site.css", "--accent: #0b6bcb;", "--accent: #c0392b;")
 		h.emu.ResetRequests()
 		r := h.release(t, nil, dir)
 		second := mustSucceed(t, r)
@@ -465,8 +313,8 @@ func TestReleaseFirstThenOneChange(t *testing.T) {
 			t.Fatalf("the edit did not change the release id %s", second.ReleaseID)
 		}
 		p := h.assertServes(t, second.ReleaseID)
-		if !strings.Contains(p.body, "Hello again from Django on App Service") {
-			t.Errorf("production does not show the edited template:\n%s", p.body)
+		if !strings.Contains(p.Body, "Hello again from Django on App Service") {
+			t.Errorf("production does not show the edited template:\n%s", p.Body)
 		}
 
 		// Exactly the collected files whose content changed were uploaded,
@@ -544,8 +392,8 @@ func TestReleaseFirstThenOneChange(t *testing.T) {
 	// it live again, and the CDN must stop serving the second release's
 	// un-hashed css, though the first release purged once already.
 	t.Run("re-running the first release rolls back, CDN included", func(t *testing.T) {
-		edit(t, dir, "pages/templates/pages/home.html", "Hello again from Django on App Service", "Hello from Django on App Service")
-		edit(t, dir, "pages/static/pages/css/site.css", "--accent: #c0392b;", "--accent: #0b6bcb;")
+		e2e.Edit(t, dir, "pages/templates/pages/home.html", "Hello again from Django on App Service", "Hello from Django on App Service")
+		e2e.Edit(t, dir, "pages/static/pages/css/site.css", "--accent: #c0392b;", "--accent: #0b6bcb;")
 		rep := mustSucceed(t, h.release(t, nil, dir))
 		if rep.ReleaseID != first.ReleaseID {
 			t.Fatalf("the reverted project built release %s, not the first release %s", rep.ReleaseID, first.ReleaseID)
@@ -665,7 +513,7 @@ func TestReleaseFailureAtEachStep(t *testing.T) {
 	h := newHarness(t)
 	proxy := newStorageProxy(t, blobEndpoint(h.emu.StorageConnectionString()))
 	h.env["AZURE_STORAGE_CONNECTION_STRING"] = proxy.connectionString(h.emu.StorageConnectionString())
-	dir := project(t)
+	dir := e2e.Project(t, "django-app")
 	views, err := os.ReadFile(filepath.Join(dir, "pages/views.py"))
 	if err != nil {
 		t.Fatal(err)
@@ -782,7 +630,7 @@ func TestReleaseFailureAtEachStep(t *testing.T) {
 	// A failure after the swap: production already serves the new release
 	// and must serve all of its files; a re-run finishes the job without
 	// deploying or swapping again.
-	edit(t, dir, "pages/static/pages/css/site.css", "--accent: #0b6bcb;", "--accent: #2e7d32;")
+	e2e.Edit(t, dir, "pages/static/pages/css/site.css", "--accent: #0b6bcb;", "--accent: #2e7d32;")
 	bump(t, dir, "purge")
 	var purgeFailed *report.Release
 	t.Run("purge: CDN fails after the swap", func(t *testing.T) {
@@ -882,11 +730,11 @@ func TestReleaseFailureAtEachStep(t *testing.T) {
 	// the CDN a purge of it; the next release (another id: the fix) must
 	// send it, or the CDN serves the old content under that name forever.
 	t.Run("a failed release's owed purge is sent by the next release", func(t *testing.T) {
-		cssURL := strings.TrimSuffix(h.production(t).static[0][:strings.Index(h.production(t).static[0], "/pages/")], "/") + "/pages/css/site.css"
+		cssURL := strings.TrimSuffix(h.production(t).Static[0][:strings.Index(h.production(t).Static[0], "/pages/")], "/") + "/pages/css/site.css"
 		if code, _, body := h.get(t, cssURL); code != 200 || !strings.Contains(body, "#2e7d32") {
 			t.Fatalf("CDN: %s answers %d:\n%s", cssURL, code, body) // now cached
 		}
-		edit(t, dir, "pages/static/pages/css/site.css", "--accent: #2e7d32;", "--accent: #6a1b9a;")
+		e2e.Edit(t, dir, "pages/static/pages/css/site.css", "--accent: #2e7d32;", "--accent: #6a1b9a;")
 		bump(t, dir, "owed-1")
 		h.emu.FailNextDeployment(app, slot, emulator.AtBuild)
 		mustFailAt(t, h.release(t, nil, dir), "deploy")
@@ -915,9 +763,9 @@ func cdnPurges(h *harness) [][]string {
 // goroutines, which must not call t.Fatal).
 func decode(t *testing.T, r *run) {
 	t.Helper()
-	if r.rep == nil && strings.TrimSpace(r.stdout) != "" {
+	if r.rep == nil && strings.TrimSpace(r.Stdout) != "" {
 		r.rep = &report.Release{}
-		if err := json.Unmarshal([]byte(r.stdout), r.rep); err != nil {
+		if err := json.Unmarshal([]byte(r.Stdout), r.rep); err != nil {
 			t.Fatalf("stdout is not the JSON report: %v\n%s", err, r)
 		}
 	}
@@ -966,12 +814,12 @@ func sameMap(a, b map[string]string) bool {
 // input, on one emulator.
 func TestReleaseLockPlanAndBadInput(t *testing.T) {
 	h := newHarness(t)
-	base := project(t)
+	base := e2e.Project(t, "django-app")
 	first := mustSucceed(t, h.release(t, nil, base))
 	h.assertServes(t, first.ReleaseID)
 
 	t.Run("two releases at once", func(t *testing.T) {
-		a, c := project(t), project(t)
+		a, c := e2e.Project(t, "django-app"), e2e.Project(t, "django-app")
 		bump(t, a, "lock-a")
 		bump(t, c, "lock-c")
 		// The first release's upload is slow, so it surely holds the lock
@@ -991,11 +839,11 @@ func TestReleaseLockPlanAndBadInput(t *testing.T) {
 		// One refuses at once, naming the holder.
 		rb := h.djdeploy(t, nil, releaseArgs(c, "--lock-timeout", "0s")...)
 		decode(t, &rb)
-		if rb.code != 1 || rb.rep == nil || rb.rep.FailedStep != "lock" {
+		if rb.Code != 1 || rb.rep == nil || rb.rep.FailedStep != "lock" {
 			t.Errorf("a release with lock-timeout 0 was not refused at the lock: %s", rb)
 		}
-		if !strings.Contains(rb.stderr, "actions/runs/1111") {
-			t.Errorf("the refusal does not name the holder (actions/runs/1111):\n%s", rb.stderr)
+		if !strings.Contains(rb.Stderr, "actions/runs/1111") {
+			t.Errorf("the refusal does not name the holder (actions/runs/1111):\n%s", rb.Stderr)
 		}
 		if n := h.emu.Requests("POST", "/api/publish"); n > 1 {
 			t.Errorf("the refused release deployed (%d publish requests)", n)
@@ -1011,8 +859,8 @@ func TestReleaseLockPlanAndBadInput(t *testing.T) {
 		decode(t, &ra)
 		decode(t, &rc)
 		repA, repC := mustSucceed(t, ra), mustSucceed(t, rc)
-		if !strings.Contains(rc.stderr, "waiting for the release lock") || !strings.Contains(rc.stderr, "actions/runs/1111") {
-			t.Errorf("the waiting release did not say it waited for actions/runs/1111:\n%s", rc.stderr)
+		if !strings.Contains(rc.Stderr, "waiting for the release lock") || !strings.Contains(rc.Stderr, "actions/runs/1111") {
+			t.Errorf("the waiting release did not say it waited for actions/runs/1111:\n%s", rc.Stderr)
 		}
 		// One after the other: the swaps did not interleave, and the last
 		// one to take the lock is live with all of its files.
@@ -1034,13 +882,13 @@ func TestReleaseLockPlanAndBadInput(t *testing.T) {
 	})
 
 	t.Run("plan changes nothing", func(t *testing.T) {
-		dir := project(t)
-		edit(t, dir, "pages/static/pages/css/site.css", "--accent: #0b6bcb;", "--accent: #ff8f00;")
+		dir := e2e.Project(t, "django-app")
+		e2e.Edit(t, dir, "pages/static/pages/css/site.css", "--accent: #0b6bcb;", "--accent: #ff8f00;")
 		bump(t, dir, "plan")
 		stateBefore, blobsBefore := emuState(t, h), h.allBlobs(t)
 		h.emu.ResetRequests()
 		r := h.djdeploy(t, nil, append(releaseArgs(dir), "--plan")...)
-		if r.code != 0 {
+		if r.Code != 0 {
 			t.Fatalf("plan: %s", r)
 		}
 		var p struct {
@@ -1052,7 +900,7 @@ func TestReleaseLockPlanAndBadInput(t *testing.T) {
 			} `json:"settings"`
 			PurgePaths []string `json:"purge_paths"`
 		}
-		if err := json.Unmarshal([]byte(r.stdout), &p); err != nil {
+		if err := json.Unmarshal([]byte(r.Stdout), &p); err != nil {
 			t.Fatalf("plan is not JSON: %v\n%s", err, r)
 		}
 		if after := emuState(t, h); after != stateBefore {
@@ -1106,7 +954,7 @@ func TestReleaseLockPlanAndBadInput(t *testing.T) {
 		}
 		// The human form lists the same.
 		r = h.djdeploy(t, nil, "release", "--project", dir, "--plan")
-		if r.code != 0 || !strings.Contains(r.stdout, "pages/css/site.css") || !strings.Contains(r.stdout, "DJDEPLOY_RELEASE_ID") || !strings.Contains(r.stdout, "nothing was changed") {
+		if r.Code != 0 || !strings.Contains(r.Stdout, "pages/css/site.css") || !strings.Contains(r.Stdout, "DJDEPLOY_RELEASE_ID") || !strings.Contains(r.Stdout, "nothing was changed") {
 			t.Errorf("plan as text: %s", r)
 		}
 	})
@@ -1132,19 +980,19 @@ func TestReleaseLockPlanAndBadInput(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				r := h.djdeploy(t, tc.env, tc.args...)
-				if r.code != 2 {
-					t.Errorf("exit %d, want 2: %s", r.code, r)
+				if r.Code != 2 {
+					t.Errorf("exit %d, want 2: %s", r.Code, r)
 				}
 				for _, w := range tc.wants {
-					if !strings.Contains(r.stderr, w) {
-						t.Errorf("stderr does not name %q: %s", w, r.stderr)
+					if !strings.Contains(r.Stderr, w) {
+						t.Errorf("stderr does not name %q: %s", w, r.Stderr)
 					}
 				}
-				if !strings.Contains(r.stderr, "fix:") {
-					t.Errorf("no fix line: %s", r.stderr)
+				if !strings.Contains(r.Stderr, "fix:") {
+					t.Errorf("no fix line: %s", r.Stderr)
 				}
-				if strings.Contains(r.stderr, "goroutine ") || strings.Contains(r.stderr, "panic") {
-					t.Errorf("stack trace on bad input: %s", r.stderr)
+				if strings.Contains(r.Stderr, "goroutine ") || strings.Contains(r.Stderr, "panic") {
+					t.Errorf("stack trace on bad input: %s", r.Stderr)
 				}
 			})
 		}
