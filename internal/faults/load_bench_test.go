@@ -498,11 +498,14 @@ func TestBenchConcurrentReleases(t *testing.T) {
 				continue
 			}
 			sp := span{i: i, from: lock.Started.Add(lock.Duration), to: rep.Started.Add(rep.Duration), id: rep.ReleaseID, runID: pr.runID, lockWaited: lock.Duration}
+			var waited []string
 			for h := range holders {
 				if strings.Contains(pr.res.stderr, "waiting for the release lock") && strings.Contains(pr.res.stderr, h) {
-					sp.waitedFor = h
+					waited = append(waited, h)
 				}
 			}
+			sort.Strings(waited)
+			sp.waitedFor = strings.Join(waited, ", ")
 			spans = append(spans, sp)
 		case pr.res.code == 1 && rep != nil && rep.FailedStep == "lock":
 			refused++
