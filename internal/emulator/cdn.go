@@ -198,16 +198,15 @@ func (e *Emulator) endpointJSON(ep *cdnEndpoint) map[string]any {
 	}
 }
 
-// originPrefix is the endpoint's origin path as the origin sees it: the
-// Blob account path, the container, then originPath.
+// originPrefix is the endpoint's originPath as Azure reports it for a
+// Blob origin: /<container>, then the endpoint's own sub-path. Azure's
+// origin host is <account>.blob.core.windows.net, so the account never
+// appears in the path; Azurite puts it in the URL path instead, and
+// cdnHandler adds it where it reads the origin (through the account's
+// Blob client), never in what ARM answers. Clients map blob names to CDN
+// paths with this value, as they do on Azure.
 func (e *Emulator) originPrefix(ep *cdnEndpoint) string {
-	acct := ""
-	if e.blobURL != "" {
-		if u, err := url.Parse(e.blobURL); err == nil {
-			acct = strings.TrimRight(u.Path, "/")
-		}
-	}
-	return acct + "/" + ep.cfg.Container + ep.cfg.OriginPath
+	return "/" + ep.cfg.Container + ep.cfg.OriginPath
 }
 
 // purge is POST .../endpoints/{e}/purge or .../afdEndpoints/{e}/purge: the
@@ -347,6 +346,8 @@ func (e *Emulator) cdnHandler(ep *cdnEndpoint) http.Handler {
 			http.Error(w, "the emulator runs without Blob storage: no CDN origin", http.StatusBadGateway)
 			return
 		}
+		// The request path lands under originPath (/<container><sub-path>);
+		// the Blob client's URL carries Azurite's account path segment.
 		name := strings.TrimPrefix(ep.cfg.OriginPath+r.URL.Path, "/")
 		c, err := e.blobStore.get(r.Context(), ep.cfg.Container, name)
 		if err != nil {
