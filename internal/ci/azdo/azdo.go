@@ -8,17 +8,17 @@ package azdo
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/djdeploy/djdeploy/internal/ci"
 	"github.com/djdeploy/djdeploy/internal/problem"
 	"github.com/djdeploy/djdeploy/internal/progress"
 	"github.com/djdeploy/djdeploy/internal/report"
@@ -41,15 +41,13 @@ type Options struct {
 // them: a value passed as a plain variable is not masked by the agent.
 var runtimeSecrets = []string{"SYSTEM_ACCESSTOKEN", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PASSWORD"}
 
-// PreviewMarker identifies djdeploy's preview thread, so re-runs update it.
-const PreviewMarker = "<!-- djdeploy:preview -->"
-
 // Run runs djdeploy as an Azure Pipelines step and returns the exit code.
 // Settings come from the environment (the templates map each parameter the
 // user set to its DJDEPLOY_*/AZURE_* variable) over djdeploy.yaml.
 func Run(ctx context.Context, o Options, run RunFunc) int {
 	getenv := o.Getenv
-	rep := NewReporter(o.Stdout)
+	log := agentLog{o.Stdout}
+	rep := ci.NewReporter(log)
 
 	for _, s := range settings.All() {
 		if s.Secret {
@@ -61,7 +59,7 @@ func Run(ctx context.Context, o Options, run RunFunc) int {
 	}
 
 	if !strings.EqualFold(getenv("TF_BUILD"), "true") {
-		return fail(rep, problem.Usagef("use `djdeploy release` (or another command) outside Azure Pipelines",
+		return fail(log, problem.Usagef("use `djdeploy release` (or another command) outside Azure Pipelines",
 			"djdeploy ci azure-pipelines runs only inside an Azure Pipelines step (TF_BUILD is not True)"))
 	}
 	project := getenv("DJDEPLOY_PROJECT")
@@ -70,7 +68,7 @@ func Run(ctx context.Context, o Options, run RunFunc) int {
 	}
 	v, err := settings.Load(nil, getenv, settings.FindFile(project), false)
 	if err != nil {
-		return fail(rep, err)
+		return fail(log, err)
 	}
 	for _, s := range v.Secrets() {
 		rep.Mask(s)
@@ -79,24 +77,11 @@ func Run(ctx context.Context, o Options, run RunFunc) int {
 	started := time.Now()
 	r, runErr := run(ctx, v, rep)
 	rep.EndGroup()
-	if r == nil {
-		r = &report.Release{Outcome: report.Failed, Started: started, Duration: time.Since(started)}
-	}
-	if runErr != nil {
-		r.Outcome = report.Failed
-		if r.Error == "" {
-			r.Error = runErr.Error()
-		}
-	}
+	r = ci.Finish(r, runErr, started)
 
 	outs := report.Outputs(r)
-	names := make([]string, 0, len(outs))
-	for k := range outs {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		rep.line(Command("task.setvariable", map[string]string{"variable": OutputName(k), "isoutput": "true"}, outs[k]))
+	for _, k := range slices.Sorted(maps.Keys(outs)) {
+		log.line(Command("task.setvariable", map[string]string{"variable": OutputName(k), "isoutput": "true"}, outs[k]))
 	}
 	for _, c := range r.Checks {
 		typ := "warning"
@@ -111,10 +96,10 @@ func Run(ctx context.Context, o Options, run RunFunc) int {
 		if c.Hint != "" {
 			msg += " HINT: " + c.Hint
 		}
-		rep.line(Command("task.logissue", props, msg))
+		log.line(Command("task.logissue", props, msg))
 	}
 	if v.Bool("job-summary") {
-		if err := uploadSummary(rep, getenv, report.Markdown(r, report.MarkdownOptions{})); err != nil {
+		if err := uploadSummary(log, getenv, report.Markdown(r, report.MarkdownOptions{})); err != nil {
 			rep.Warnf("writing the summary: %v", err)
 		}
 	}
@@ -140,7 +125,7 @@ func Run(ctx context.Context, o Options, run RunFunc) int {
 		}
 		if !tagged {
 			// Needs no token; the tag appears when the step ends.
-			rep.line(Command("build.addbuildtag", nil, "djdeploy-"+r.ReleaseID))
+			log.line(Command("build.addbuildtag", nil, "djdeploy-"+r.ReleaseID))
 		}
 	}
 
@@ -153,15 +138,15 @@ func Run(ctx context.Context, o Options, run RunFunc) int {
 		case api == nil:
 			rep.Warnf("pr-comment: map SYSTEM_ACCESSTOKEN: $(System.AccessToken) in the step's env to comment on the pull request")
 		default:
-			body := PreviewComment(r, getenv("BUILD_SOURCEVERSION"), runURL(getenv))
-			if _, err := api.UpsertThread(ctx, getenv("BUILD_REPOSITORY_ID"), pr, PreviewMarker, body); err != nil {
+			body := ci.PreviewComment(r, getenv("BUILD_SOURCEVERSION"), r.SlotURL, ci.Link("run", runURL(getenv)))
+			if _, err := api.UpsertThread(ctx, getenv("BUILD_REPOSITORY_ID"), pr, ci.PreviewMarker, body); err != nil {
 				rep.Warnf("commenting the preview URL on pull request %d: %v (allow the build service to contribute to pull requests)", pr, err)
 			}
 		}
 	}
 
 	if runErr != nil {
-		return fail(rep, runErr)
+		return fail(log, runErr)
 	}
 	return problem.ExitOK
 }
@@ -179,7 +164,7 @@ func OutputName(k string) string {
 	return strings.Join(parts, "")
 }
 
-func uploadSummary(rep *Reporter, getenv func(string) string, md string) error {
+func uploadSummary(log agentLog, getenv func(string) string, md string) error {
 	dir := getenv("AGENT_TEMPDIRECTORY")
 	if dir == "" {
 		dir = os.TempDir()
@@ -195,7 +180,7 @@ func uploadSummary(rep *Reporter, getenv func(string) string, md string) error {
 	if err := os.WriteFile(path, []byte(md), 0o644); err != nil {
 		return err
 	}
-	rep.line(Command("task.uploadsummary", nil, path))
+	log.line(Command("task.uploadsummary", nil, path))
 	return nil
 }
 
@@ -207,47 +192,7 @@ func runURL(getenv func(string) string) string {
 	return strings.TrimSuffix(c, "/") + "/" + p + "/_build/results?buildId=" + id
 }
 
-// PreviewComment is the pull request comment with the slot's preview URL.
-func PreviewComment(r *report.Release, sha, runURL string) string {
-	var b strings.Builder
-	b.WriteString(PreviewMarker + "\n")
-	b.WriteString("### djdeploy preview\n\n")
-	slot := r.Slot
-	if slot == "" {
-		slot = "staging"
-	}
-	fmt.Fprintf(&b, "Slot `%s` of `%s` serves this pull request", slot, r.App)
-	if len(sha) >= 7 {
-		fmt.Fprintf(&b, " at `%s`", sha[:7])
-	}
-	fmt.Fprintf(&b, ": %s\n\n", r.SlotURL)
-	var facts []string
-	if r.ReleaseID != "" {
-		facts = append(facts, "release `"+r.ReleaseID+"`")
-	}
-	if r.Outcome != "" {
-		facts = append(facts, r.Outcome)
-	}
-	if runURL != "" {
-		facts = append(facts, "[run]("+runURL+")")
-	}
-	if len(facts) > 0 {
-		b.WriteString(strings.Join(facts, " · ") + "\n")
-	}
-	return b.String()
-}
-
-func fail(rep *Reporter, err error) int {
-	msg, fix := err.Error(), ""
-	if errors.Is(err, context.Canceled) {
-		msg = "interrupted; nothing more was changed. Re-run the job to resume."
-	} else if p, ok := problem.As(err); ok {
-		// err, not p: the context wrapped around a problem names the step.
-		msg, fix = err.Error(), p.Fix
-	}
-	if fix != "" {
-		msg += "\nfix: " + fix
-	}
-	rep.line(Command("task.logissue", map[string]string{"type": "error"}, msg))
+func fail(log agentLog, err error) int {
+	log.line(Command("task.logissue", map[string]string{"type": "error"}, ci.FailureMessage(err)))
 	return problem.ExitCode(err)
 }

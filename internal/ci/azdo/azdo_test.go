@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/djdeploy/djdeploy/internal/ci"
 	"github.com/djdeploy/djdeploy/internal/problem"
 	"github.com/djdeploy/djdeploy/internal/progress"
 	"github.com/djdeploy/djdeploy/internal/report"
@@ -298,7 +299,7 @@ func TestBuildTagAndPreviewThreadUpdatedNotDuplicated(t *testing.T) {
 		t.Errorf("threads created %d, updated %d, kept %d: want one, then updated", fake.created, fake.updated, len(fake.threads))
 	}
 	for _, c := range fake.threads {
-		if !strings.Contains(c, PreviewMarker) || !strings.Contains(c, "https://shop-staging-2.azurewebsites.net") || !strings.Contains(c, "/shop/_build/results?buildId=77") {
+		if !strings.Contains(c, ci.PreviewMarker) || !strings.Contains(c, "https://shop-staging-2.azurewebsites.net") || !strings.Contains(c, "/shop/_build/results?buildId=77") {
 			t.Errorf("thread comment:\n%s", c)
 		}
 	}

@@ -8,15 +8,16 @@ package github
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/djdeploy/djdeploy/internal/ci"
 	"github.com/djdeploy/djdeploy/internal/problem"
 	"github.com/djdeploy/djdeploy/internal/progress"
 	"github.com/djdeploy/djdeploy/internal/report"
@@ -128,15 +129,7 @@ func Run(ctx context.Context, o Options, run RunFunc) int {
 	started := time.Now()
 	r, runErr := run(ctx, v, rep)
 	rep.EndGroup()
-	if r == nil {
-		r = &report.Release{Outcome: report.Failed, Started: started, Duration: time.Since(started)}
-	}
-	if runErr != nil {
-		r.Outcome = report.Failed
-		if r.Error == "" {
-			r.Error = runErr.Error()
-		}
-	}
+	r = ci.Finish(r, runErr, started)
 
 	// Outputs, annotations and the summary are written whatever happened,
 	// so a failed release still says which step failed and what was done.
@@ -164,8 +157,8 @@ func Run(ctx context.Context, o Options, run RunFunc) int {
 
 	if api != nil && v.Bool("pr-comment") && r.SlotURL != "" {
 		if pr := PullRequestNumber(ghctx); pr != 0 {
-			body := PreviewComment(r, ghctx.SHA, logURL)
-			if _, err := api.UpsertComment(ctx, pr, PreviewMarker, body); err != nil {
+			body := ci.PreviewComment(r, ghctx.SHA, "<"+r.SlotURL+">", ci.Link("run log", logURL))
+			if _, err := api.UpsertComment(ctx, pr, ci.PreviewMarker, body); err != nil {
 				rep.Warnf("commenting the preview URL on pull request #%d: %v (give the job `permissions: pull-requests: write`)", pr, err)
 			}
 		}
@@ -220,17 +213,7 @@ func changesSite(command string) bool {
 // fail prints the error as an annotation (with its fix) and returns the exit
 // code.
 func fail(gha *githubactions.Action, err error) int {
-	msg, fix := err.Error(), ""
-	if errors.Is(err, context.Canceled) {
-		msg = "interrupted; nothing more was changed. Re-run the job to resume."
-	} else if p, ok := problem.As(err); ok {
-		// err, not p: the context wrapped around a problem names the step.
-		msg, fix = err.Error(), p.Fix
-	}
-	if fix != "" {
-		msg += "\nfix: " + fix
-	}
-	gha.WithFieldsMap(map[string]string{"title": "djdeploy"}).Errorf("%s", msg)
+	gha.WithFieldsMap(map[string]string{"title": "djdeploy"}).Errorf("%s", ci.FailureMessage(err))
 	return problem.ExitCode(err)
 }
 
@@ -243,12 +226,7 @@ func writeOutputs(gha *githubactions.Action, rep progress.Reporter, getenv func(
 		rep.Warnf("GITHUB_OUTPUT is not set: the step's outputs are not recorded")
 		return
 	}
-	names := make([]string, 0, len(outs))
-	for k := range outs {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
+	for _, k := range slices.Sorted(maps.Keys(outs)) {
 		val := outs[k]
 		if strings.Contains(val, fileDelimiter) {
 			rep.Warnf("output %s is not set: its value contains the file-command delimiter", k)
@@ -310,37 +288,4 @@ func PullRequestNumber(c *githubactions.GitHubContext) int {
 		}
 	}
 	return 0
-}
-
-// PreviewMarker identifies djdeploy's preview comment, so re-runs update it.
-const PreviewMarker = "<!-- djdeploy:preview -->"
-
-// PreviewComment is the pull request comment with the slot's preview URL.
-func PreviewComment(r *report.Release, sha, logURL string) string {
-	var b strings.Builder
-	b.WriteString(PreviewMarker + "\n")
-	b.WriteString("### djdeploy preview\n\n")
-	slot := r.Slot
-	if slot == "" {
-		slot = "staging"
-	}
-	fmt.Fprintf(&b, "Slot `%s` of `%s` serves this pull request", slot, r.App)
-	if len(sha) >= 7 {
-		fmt.Fprintf(&b, " at `%s`", sha[:7])
-	}
-	fmt.Fprintf(&b, ": <%s>\n\n", r.SlotURL)
-	var facts []string
-	if r.ReleaseID != "" {
-		facts = append(facts, "release `"+r.ReleaseID+"`")
-	}
-	if r.Outcome != "" {
-		facts = append(facts, r.Outcome)
-	}
-	if logURL != "" {
-		facts = append(facts, "[run log]("+logURL+")")
-	}
-	if len(facts) > 0 {
-		b.WriteString(strings.Join(facts, " · ") + "\n")
-	}
-	return b.String()
 }

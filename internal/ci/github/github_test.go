@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/djdeploy/djdeploy/internal/ci"
 	"github.com/djdeploy/djdeploy/internal/problem"
 	"github.com/djdeploy/djdeploy/internal/progress"
 	"github.com/djdeploy/djdeploy/internal/report"
@@ -389,7 +390,7 @@ func TestDeploymentStatusesAndPreviewCommentUpdatedNotDuplicated(t *testing.T) {
 		t.Errorf("comments created %d, edited %d, kept %d; want one created, then updated", fake.created, fake.edited, len(fake.comments))
 	}
 	for _, body := range fake.comments {
-		if !strings.Contains(body, PreviewMarker) || !strings.Contains(body, "https://shop-staging-2.azurewebsites.net") {
+		if !strings.Contains(body, ci.PreviewMarker) || !strings.Contains(body, "https://shop-staging-2.azurewebsites.net") {
 			t.Errorf("comment not updated to the second preview URL:\n%s", body)
 		}
 	}
