@@ -11,7 +11,6 @@ package appservice
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -21,7 +20,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/appservice/armappservice/v4"
 	"github.com/djdeploy/djdeploy/internal/azure"
 	"github.com/djdeploy/djdeploy/internal/problem"
@@ -148,24 +146,36 @@ type Site struct {
 
 // GetSite reads the site or slot.
 func (c *Client) GetSite(ctx context.Context, t Target) (*Site, error) {
-	if err := t.validate(); err != nil {
+	s, err := c.getSite(ctx, t)
+	if err != nil {
 		return nil, err
 	}
-	var s armappservice.Site
+	site := siteOf(t, s)
+	return &site, nil
+}
+
+// getSite reads the site or slot resource.
+func (c *Client) getSite(ctx context.Context, t Target) (armappservice.Site, error) {
+	if err := t.validate(); err != nil {
+		return armappservice.Site{}, err
+	}
 	if t.IsProduction() {
 		r, err := c.webApps.Get(ctx, t.ResourceGroup, t.App, nil)
 		if err != nil {
-			return nil, armError(err, "reading web app "+t.String())
+			return armappservice.Site{}, armError(err, "reading web app "+t.String())
 		}
-		s = r.Site
-	} else {
-		r, err := c.webApps.GetSlot(ctx, t.ResourceGroup, t.App, t.Slot, nil)
-		if err != nil {
-			return nil, armError(err, "reading slot "+t.String())
-		}
-		s = r.Site
+		return r.Site, nil
 	}
-	out := &Site{Target: t, ID: deref(s.ID)}
+	r, err := c.webApps.GetSlot(ctx, t.ResourceGroup, t.App, t.Slot, nil)
+	if err != nil {
+		return armappservice.Site{}, armError(err, "reading slot "+t.String())
+	}
+	return r.Site, nil
+}
+
+// siteOf is what the commands need from the site or slot resource s.
+func siteOf(t Target, s armappservice.Site) Site {
+	out := Site{Target: t, ID: deref(s.ID)}
 	if p := s.Properties; p != nil {
 		out.DefaultHostName = deref(p.DefaultHostName)
 		out.ServerFarmID = deref(p.ServerFarmID)
@@ -177,7 +187,7 @@ func (c *Client) GetSite(ctx context.Context, t Target) (*Site, error) {
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // hostURL turns an ARM host name into a base URL: https, or http for
@@ -200,64 +210,18 @@ func hostURL(what, host string) (string, error) {
 	return u.String(), nil
 }
 
-// armError turns an ARM error into a user-facing failure with a fix.
-func armError(err error, doing string) error {
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, context.Canceled) {
-		return err
-	}
-	if _, ok := problem.As(err); ok {
-		return err // a credential failure already explains itself
-	}
-	var re *azcore.ResponseError
-	if errors.As(err, &re) {
-		fix := ""
-		switch re.StatusCode {
-		case http.StatusNotFound:
-			fix = "check the subscription, resource group, app and slot names"
-		case http.StatusForbidden:
-			fix = "give the principal a role that allows this (e.g. Website Contributor on the web app)"
-		case http.StatusUnauthorized:
-			fix = "the token was refused; check the credential and the arm-audience"
-		case http.StatusConflict:
-			fix = "another operation is running on the app; retry when it has finished"
-		case http.StatusTooManyRequests:
-			fix = "Azure Resource Manager is throttling this principal; retry later"
-		}
-		code := re.ErrorCode
-		if code == "" {
-			code = http.StatusText(re.StatusCode)
-		}
-		return &problem.Error{What: fmt.Sprintf("%s: %s (HTTP %d %s)", doing, code, re.StatusCode, armMessage(re)), Fix: fix}
-	}
-	return problem.Wrap(err, "check the network path to Azure Resource Manager", "%s", doing)
+// armFixes are the fixes for ARM's answers about an app or slot, by HTTP
+// status.
+var armFixes = map[int]string{
+	http.StatusNotFound:        "check the subscription, resource group, app and slot names",
+	http.StatusForbidden:       "give the principal a role that allows this (e.g. Website Contributor on the web app)",
+	http.StatusUnauthorized:    "the token was refused; check the credential and the arm-audience",
+	http.StatusConflict:        "another operation is running on the app; retry when it has finished",
+	http.StatusTooManyRequests: "Azure Resource Manager is throttling this principal; retry later",
 }
 
-// armMessage extracts error.message from an ARM error body.
-func armMessage(re *azcore.ResponseError) string {
-	if re.RawResponse == nil {
-		return ""
-	}
-	body, err := runtime.Payload(re.RawResponse)
-	if err != nil {
-		return ""
-	}
-	var e struct {
-		Error struct {
-			Message string `json:"message"`
-		} `json:"error"`
-		Message string `json:"message"`
-	}
-	if jsonUnmarshal(body, &e) == nil {
-		if e.Error.Message != "" {
-			return e.Error.Message
-		}
-		return e.Message
-	}
-	return ""
-}
+// armError turns an ARM error into a user-facing failure with a fix.
+func armError(err error, doing string) error { return azure.ARMError(err, doing, armFixes) }
 
 func deref[T any](p *T) T {
 	var zero T

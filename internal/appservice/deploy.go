@@ -22,8 +22,6 @@ import (
 	"github.com/djdeploy/djdeploy/internal/problem"
 )
 
-var jsonUnmarshal = json.Unmarshal
-
 // deploymentStatusAPIVersion is the ARM API version of deploymentStatus
 // (the one armappservice/v4 uses).
 const deploymentStatusAPIVersion = "2024-04-01"

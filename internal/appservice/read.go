@@ -7,11 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/appservice/armappservice/v4"
+	"github.com/djdeploy/djdeploy/internal/azure"
 )
 
 // Posture is the part of a site's or slot's configuration that decides how
@@ -44,34 +44,12 @@ type Posture struct {
 // credential policies and its plan. Only the site read is fatal: the rest
 // lands in Unread, so one missing permission costs one check, not all.
 func (c *Client) ReadPosture(ctx context.Context, t Target) (*Posture, error) {
-	if err := t.validate(); err != nil {
+	s, err := c.getSite(ctx, t)
+	if err != nil {
 		return nil, err
 	}
-	var s armappservice.Site
-	if t.IsProduction() {
-		r, err := c.webApps.Get(ctx, t.ResourceGroup, t.App, nil)
-		if err != nil {
-			return nil, armError(err, "reading web app "+t.String())
-		}
-		s = r.Site
-	} else {
-		r, err := c.webApps.GetSlot(ctx, t.ResourceGroup, t.App, t.Slot, nil)
-		if err != nil {
-			return nil, armError(err, "reading slot "+t.String())
-		}
-		s = r.Site
-	}
-	p := &Posture{Site: Site{Target: t, ID: deref(s.ID)}}
+	p := &Posture{Site: siteOf(t, s)}
 	if sp := s.Properties; sp != nil {
-		p.Site.DefaultHostName = deref(sp.DefaultHostName)
-		p.Site.ServerFarmID = deref(sp.ServerFarmID)
-		p.Site.State = deref(sp.State)
-		for _, h := range sp.HostNameSSLStates {
-			if h != nil && h.HostType != nil && *h.HostType == armappservice.HostTypeRepository && deref(h.Name) != "" {
-				p.Site.SCMHost = deref(h.Name)
-				break
-			}
-		}
 		p.HTTPSOnly = sp.HTTPSOnly
 	}
 
@@ -215,11 +193,7 @@ func (c *Client) ConnectionStrings(ctx context.Context, t Target) (map[string]Co
 func shortARMError(err error) error {
 	var re *azcore.ResponseError
 	if errors.As(err, &re) {
-		code := re.ErrorCode
-		if code == "" {
-			code = http.StatusText(re.StatusCode)
-		}
-		return fmt.Errorf("HTTP %d %s", re.StatusCode, code)
+		return fmt.Errorf("HTTP %d %s", re.StatusCode, azure.ARMCode(re))
 	}
 	return err
 }

@@ -6,7 +6,6 @@ package cdn
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -19,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/cdn/armcdn/v2"
+	"github.com/djdeploy/djdeploy/internal/azure"
 	"github.com/djdeploy/djdeploy/internal/problem"
 	"github.com/djdeploy/djdeploy/internal/progress"
 	"golang.org/x/sync/errgroup"
@@ -393,45 +393,14 @@ func BlobNamesToPaths(names []string, container, originPath string) (paths, skip
 	return paths, skipped
 }
 
-// armError turns an ARM error into a user-facing failure with a fix.
-func armError(err error, doing string) error {
-	if err == nil || errors.Is(err, context.Canceled) {
-		return err
-	}
-	if _, ok := problem.As(err); ok {
-		return err
-	}
-	var re *azcore.ResponseError
-	if errors.As(err, &re) {
-		fix := ""
-		switch re.StatusCode {
-		case http.StatusNotFound:
-			fix = "check the resource group (cdn-resource-group), profile and endpoint names"
-		case http.StatusForbidden:
-			fix = "give the principal the CDN Endpoint Contributor role (or Front Door's equivalent) on the profile"
-		case http.StatusTooManyRequests:
-			fix = "Azure is throttling purges; lower the number of paths or retry later"
-		case http.StatusBadRequest:
-			fix = "check the paths (Front Door accepts full paths and /dir/* wildcards) and the domains (they must belong to the endpoint)"
-		}
-		return &problem.Error{What: fmt.Sprintf("%s: %s (HTTP %d)", doing, re.ErrorCode, re.StatusCode), Fix: fix, Err: errors.New(trimmed(err.Error()))}
-	}
-	return problem.Wrap(err, "check the network path to Azure Resource Manager", "%s", doing)
+// armFixes are the fixes for ARM's answers about a CDN or Front Door
+// profile, by HTTP status.
+var armFixes = map[int]string{
+	http.StatusNotFound:        "check the resource group (cdn-resource-group), profile and endpoint names",
+	http.StatusForbidden:       "give the principal the CDN Endpoint Contributor role (or Front Door's equivalent) on the profile",
+	http.StatusTooManyRequests: "Azure is throttling purges; lower the number of paths or retry later",
+	http.StatusBadRequest:      "check the paths (Front Door accepts full paths and /dir/* wildcards) and the domains (they must belong to the endpoint)",
 }
 
-// trimmed keeps the first lines of an SDK error (it repeats the request).
-func trimmed(s string) string {
-	lines := strings.Split(s, "\n")
-	var out []string
-	for _, l := range lines {
-		l = strings.TrimSpace(l)
-		if l == "" || strings.HasPrefix(l, "---") || strings.HasPrefix(l, "RESPONSE") || strings.HasPrefix(l, "ERROR CODE") {
-			continue
-		}
-		out = append(out, l)
-		if len(out) == 3 {
-			break
-		}
-	}
-	return strings.Join(out, " ")
-}
+// armError turns an ARM error into a user-facing failure with a fix.
+func armError(err error, doing string) error { return azure.ARMError(err, doing, armFixes) }
