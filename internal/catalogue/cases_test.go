@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/djdeploy/djdeploy/internal/e2e"
 )
 
 // call is what a case runs.
@@ -306,7 +308,7 @@ func TestBadInputCatalogue(t *testing.T) {
 	for _, tc := range all {
 		counts[tc.kind]++
 		t.Run(tc.kind+"/"+tc.name, func(t *testing.T) {
-			dir := copyExample(t)
+			dir := e2e.Project(t, "django-app")
 			c := tc.setup(t, w, dir)
 			before := w.remote(t)
 			var r result

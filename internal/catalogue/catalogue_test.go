@@ -26,9 +26,8 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
-	"github.com/djdeploy/djdeploy/internal/cli"
+	"github.com/djdeploy/djdeploy/internal/e2e"
 	"github.com/djdeploy/djdeploy/internal/emulator"
-	"github.com/djdeploy/djdeploy/internal/testenv"
 )
 
 // world is one emulator shared by the cases that reach Azure.
@@ -50,18 +49,10 @@ type world struct {
 }
 
 func newWorld(t *testing.T) *world {
-	if testing.Short() {
-		t.Skip("bad-input catalogue runs against the emulator")
-	}
-	py := testenv.Python(t)
-	testenv.Azurite(t) // skips (or fails in CI) when Azurite is missing
-	emu, err := emulator.Start(context.Background(), emulator.Config{StartAzurite: true, Python: py, Workers: 1})
-	if err != nil {
-		t.Fatalf("starting the emulator: %v", err)
-	}
-	t.Cleanup(func() { emu.Close() })
-	w := &world{t: t, emu: emu, env: emu.Env(), py: py}
-	w.env["DJDEPLOY_PYTHON"] = py
+	py := e2e.Require(t, "bad-input catalogue runs against the emulator")
+	emu := e2e.Emulator(t, py)
+	w := &world{t: t, emu: emu, env: e2e.Env(emu, py), py: py}
+	var err error
 	if w.blob, err = azblob.NewClientFromConnectionString(emu.StorageConnectionString(), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -93,39 +84,12 @@ func (w *world) remote(t *testing.T) string {
 	return string(b) + "\n" + strings.Join(names, "\n")
 }
 
-func copyExample(t *testing.T) string {
-	t.Helper()
-	src := filepath.Join("..", "..", "examples", "django-app")
-	dst := filepath.Join(t.TempDir(), "django-app")
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.IsDir() && (d.Name() == "__pycache__" || d.Name() == "staticfiles") {
-			return filepath.SkipDir
-		}
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
 // artifacts builds two artifacts of the example (the second with an
 // edited template) once, for the cases that tamper with them.
 func (w *world) artifacts(t *testing.T) (string, string) {
 	w.artOnce.Do(func() {
 		build := func(edit bool) string {
-			dir := copyExample(w.t)
+			dir := e2e.Project(w.t, "django-app")
 			if edit {
 				p := filepath.Join(dir, "pages/templates/pages/home.html")
 				b, _ := os.ReadFile(p)
@@ -179,24 +143,20 @@ func (r result) String() string {
 }
 
 // run is djdeploy in-process with the emulator's environment plus extra
-// ("-" deletes a variable).
+// ("-" deletes a variable; e2e.With deletes on "", which djdeploy's getenv
+// cannot tell from an empty value).
 func (w *world) run(t *testing.T, extra map[string]string, args ...string) result {
-	env := map[string]string{}
-	for k, v := range w.env {
-		env[k] = v
-	}
+	over := make(map[string]string, len(extra))
 	for k, v := range extra {
 		if v == "-" {
-			delete(env, k)
-		} else {
-			env[k] = v
+			v = ""
 		}
+		over[k] = v
 	}
-	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	code := cli.Main(ctx, args, cli.IO{In: strings.NewReader(""), Out: &out, Err: &errb}, func(k string) string { return env[k] })
-	return result{code, out.String(), errb.String()}
+	r := e2e.Main(ctx, e2e.With(w.env, over), args...)
+	return result{r.Code, r.Stdout, r.Stderr}
 }
 
 // binary builds cmd/djdeploy once for the CI-adapter cases.

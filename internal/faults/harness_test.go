@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,11 +27,10 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/djdeploy/djdeploy/internal/azurite"
-	"github.com/djdeploy/djdeploy/internal/cli"
+	"github.com/djdeploy/djdeploy/internal/e2e"
 	"github.com/djdeploy/djdeploy/internal/emulator"
 	"github.com/djdeploy/djdeploy/internal/report"
 	"github.com/djdeploy/djdeploy/internal/staticsync"
-	"github.com/djdeploy/djdeploy/internal/testenv"
 )
 
 const (
@@ -64,13 +62,7 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("fault matrix: end-to-end releases")
-	}
-	py := testenv.Python(t)
-	if _, err := azurite.Find(); err != nil {
-		testenv.Missing(t, "azurite", err.Error())
-	}
+	py := e2e.Require(t, "fault matrix: end-to-end releases")
 	w := &world{py: py, http: &http.Client{Timeout: 20 * time.Second}}
 	w.azDir = t.TempDir()
 	port, err := azurite.FreePort()
@@ -105,7 +97,7 @@ func newWorld(t *testing.T) *world {
 	if w.blob, err = azblob.NewClientFromConnectionString(w.az.ConnectionString(), nil); err != nil {
 		t.Fatal(err)
 	}
-	w.dir = copyExample(t)
+	w.dir = e2e.Project(t, "django-app")
 	return w
 }
 
@@ -165,38 +157,6 @@ func (w *world) outage(trigger string, restartAfter time.Duration) <-chan error 
 	return done
 }
 
-// copyExample copies examples/django-app into a folder the test may edit.
-func copyExample(t *testing.T) string {
-	t.Helper()
-	src := filepath.Join("..", "..", "examples", "django-app")
-	dst := filepath.Join(t.TempDir(), "django-app")
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		name := d.Name()
-		if d.IsDir() && (name == "__pycache__" || name == "staticfiles" || name == ".venv") {
-			return filepath.SkipDir
-		}
-		if name == "db.sqlite3" {
-			return nil
-		}
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatalf("copying the example app: %v", err)
-	}
-	return dst
-}
-
 // vary gives the project a new release id: a template marker and a static
 // file of the cell's own, so static sync has something new to upload.
 func (w *world) vary(t *testing.T, tag string, extraFiles int) {
@@ -253,23 +213,10 @@ func (w *world) releaseArgs(more ...string) []string {
 		"--deploy-timeout", "90s", "--swap-timeout", "90s", "--purge-timeout", "60s", "--lock-timeout", "90s"}, more...)
 }
 
-func (w *world) environ(extra map[string]string) map[string]string {
-	env := map[string]string{}
-	for k, v := range w.env {
-		env[k] = v
-	}
-	for k, v := range extra {
-		env[k] = v
-	}
-	return env
-}
-
 // release runs `djdeploy release --json` in-process.
 func (w *world) release(ctx context.Context, extra map[string]string, more ...string) result {
-	env := w.environ(extra)
-	var out, errb bytes.Buffer
-	code := cli.Main(ctx, w.releaseArgs(more...), cli.IO{In: strings.NewReader(""), Out: &out, Err: &errb}, func(k string) string { return env[k] })
-	return decode(code, out.String(), errb.String())
+	r := e2e.Main(ctx, e2e.With(w.env, extra), w.releaseArgs(more...)...)
+	return decode(r.Code, r.Stdout, r.Stderr)
 }
 
 func decode(code int, stdout, stderr string) result {
@@ -319,81 +266,16 @@ func (w *world) command(t *testing.T, ctx context.Context, more ...string) (*exe
 
 // ---- what production serves
 
-var (
-	releaseRE = regexp.MustCompile(`<code id="release-id">([^<]*)</code>`)
-	linkRE    = regexp.MustCompile(`(?:href|src)="([^"]+)"`)
-	cssURLRE  = regexp.MustCompile(`url\(["']?([^"')]+)["']?\)`)
-)
-
-func (w *world) get(url string) (int, string, error) {
-	resp, err := w.http.Get(url)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
-}
-
 // serving checks that production serves a complete release: its page
 // names a release, and every static file the page links (and every url()
-// in those css files) answers 200 through the CDN. It returns the release
-// id production serves.
+// in those css files) answers 200 through the CDN endpoint with the right
+// content type. It returns the release id production serves.
 func (w *world) serving() (string, []string) {
-	var problems []string
-	code, body, err := w.get(w.emu.ProductionURL(appName) + "/")
-	if err != nil || code != 200 {
-		return "", []string{fmt.Sprintf("production answers %d %v", code, err)}
+	p, err := e2e.Production(w.http, w.emu, appName)
+	if err != nil {
+		return "", []string{err.Error()}
 	}
-	m := releaseRE.FindStringSubmatch(body)
-	if m == nil {
-		return "", []string{"production's page names no release"}
-	}
-	var links []string
-	for _, l := range linkRE.FindAllStringSubmatch(body, -1) {
-		if strings.HasPrefix(l[1], "http") {
-			links = append(links, l[1])
-		}
-	}
-	if len(links) < 3 {
-		problems = append(problems, fmt.Sprintf("production's page links %d static files, want css, js and the logo", len(links)))
-	}
-	seen := map[string]bool{}
-	for len(links) > 0 {
-		u := links[0]
-		links = links[1:]
-		if seen[u] {
-			continue
-		}
-		seen[u] = true
-		code, body, err := w.get(u)
-		if err != nil || code != 200 {
-			problems = append(problems, fmt.Sprintf("GET %s: %d %v", u, code, err))
-			continue
-		}
-		if strings.HasSuffix(u, ".css") {
-			for _, m := range cssURLRE.FindAllStringSubmatch(body, -1) {
-				if ref := m[1]; !strings.HasPrefix(ref, "data:") && !strings.Contains(ref, "://") {
-					links = append(links, resolve(u, ref))
-				}
-			}
-		}
-	}
-	return m[1], problems
-}
-
-func resolve(base, ref string) string {
-	if strings.HasPrefix(ref, "/") {
-		i := strings.Index(base, "://")
-		j := strings.IndexByte(base[i+3:], '/')
-		return base[:i+3+j] + ref
-	}
-	dir := base[:strings.LastIndexByte(base, '/')+1]
-	for strings.HasPrefix(ref, "../") {
-		ref = ref[3:]
-		dir = dir[:strings.LastIndexByte(strings.TrimSuffix(dir, "/"), '/')+1]
-	}
-	return dir + strings.TrimPrefix(ref, "./")
+	return p.Release, e2e.CheckStatic(w.http, p, w.emu.CDNURL(w.env["DJDEPLOY_CDN_PROFILE"], w.env["DJDEPLOY_CDN_ENDPOINT"])+"/")
 }
 
 // liveReleases are the release ids production and the slot run, from the

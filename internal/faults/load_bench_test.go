@@ -44,6 +44,7 @@ import (
 	"github.com/djdeploy/djdeploy/internal/azure"
 	"github.com/djdeploy/djdeploy/internal/azurite"
 	"github.com/djdeploy/djdeploy/internal/cdn"
+	"github.com/djdeploy/djdeploy/internal/e2e"
 	"github.com/djdeploy/djdeploy/internal/emulator"
 	"github.com/djdeploy/djdeploy/internal/report"
 	"github.com/djdeploy/djdeploy/internal/testenv"
@@ -409,10 +410,10 @@ func TestBenchConcurrentReleases(t *testing.T) {
 	procs := make([]*proc, n)
 	orig := w.dir
 	for i := range procs {
-		w.dir = copyExample(t)
+		w.dir = e2e.Project(t, "django-app")
 		w.vary(t, fmt.Sprintf("concurrent-%d", i), 5*(i+1))
 		pr := &proc{dir: w.dir, runID: fmt.Sprint(7001 + i)}
-		env := w.environ(map[string]string{"GITHUB_RUN_ID": pr.runID, "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "org/site"})
+		env := e2e.With(w.env, map[string]string{"GITHUB_RUN_ID": pr.runID, "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "org/site"})
 		// Long enough that every release waits its turn.
 		pr.cmd = exec.Command(bin, w.releaseArgs("--lock-timeout", "10m")...)
 		pr.cmd.Env = envList(env)
