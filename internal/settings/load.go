@@ -346,7 +346,19 @@ func BindFlags(fs *pflag.FlagSet, ss []Setting) {
 		case List:
 			fs.StringSliceP(s.Name, s.Short, nil, usage)
 		default:
-			fs.StringP(s.Name, s.Short, "", usage)
+			fs.VarP(&rawValue{kind: s.Kind}, s.Name, s.Short, usage)
 		}
 	}
 }
+
+// rawValue keeps a flag's text as given (Load parses and checks it against
+// the declaration, with one message for flags, environment and file alike),
+// while --help shows the declared type: int, duration, string.
+type rawValue struct {
+	raw  string
+	kind Kind
+}
+
+func (v *rawValue) String() string     { return v.raw }
+func (v *rawValue) Set(s string) error { v.raw = s; return nil }
+func (v *rawValue) Type() string       { return v.kind.String() }
