@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/djdeploy/djdeploy/internal/progress"
 )
 
 // Log is a CI log's own syntax. The adapter turns each call into its
@@ -38,15 +40,15 @@ type Reporter struct {
 
 	log Log
 
-	mu      sync.Mutex
-	grouped bool
-	masked  map[string]bool
-	last    map[string]time.Time
+	mu       sync.Mutex
+	grouped  bool
+	masked   map[string]bool
+	throttle progress.Throttle
 }
 
 // NewReporter reports through log.
 func NewReporter(log Log) *Reporter {
-	return &Reporter{log: log, Interval: 5 * time.Second, masked: map[string]bool{}, last: map[string]time.Time{}}
+	return &Reporter{log: log, Interval: 5 * time.Second, masked: map[string]bool{}}
 }
 
 // Mask hides a secret in every later line of the log, once. A multi-line
@@ -93,15 +95,9 @@ func (r *Reporter) Warnf(format string, args ...any) {
 func (r *Reporter) Count(what string, done, total int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := time.Now()
-	if done < total && now.Sub(r.last[what]) < r.Interval {
-		return
-	}
-	r.last[what] = now
-	if total > 0 {
-		r.log.Info(fmt.Sprintf("  %s: %d/%d (%d%%)", what, done, total, done*100/total))
-	} else {
-		r.log.Info(fmt.Sprintf("  %s: %d", what, done))
+	r.throttle.Interval = r.Interval
+	if line, ok := r.throttle.Line(what, done, total); ok {
+		r.log.Info(line)
 	}
 }
 

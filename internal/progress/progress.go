@@ -36,8 +36,8 @@ type Lines struct {
 	W        io.Writer
 	Interval time.Duration
 
-	mu   sync.Mutex
-	last map[string]time.Time
+	mu       sync.Mutex
+	throttle Throttle
 }
 
 // NewLines returns a line reporter with a sensible interval for CI logs.
@@ -58,19 +58,35 @@ func (l *Lines) Warnf(format string, args ...any) {
 func (l *Lines) Count(what string, done, total int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.last == nil {
-		l.last = map[string]time.Time{}
+	l.throttle.Interval = l.Interval
+	if line, ok := l.throttle.Line(what, done, total); ok {
+		fmt.Fprintln(l.W, line)
+	}
+}
+
+// Throttle decides which Count calls become a log line: at most one per
+// Interval for each kind of work, and always the last (done == total), so
+// a log of 50,000 uploads stays readable. It is not safe for concurrent
+// use; reporters call it under their own lock.
+type Throttle struct {
+	Interval time.Duration
+	last     map[string]time.Time
+}
+
+// Line returns the progress line for done of total, and whether to print it.
+func (t *Throttle) Line(what string, done, total int64) (string, bool) {
+	if t.last == nil {
+		t.last = map[string]time.Time{}
 	}
 	now := time.Now()
-	if done < total && now.Sub(l.last[what]) < l.Interval {
-		return
+	if done < total && now.Sub(t.last[what]) < t.Interval {
+		return "", false
 	}
-	l.last[what] = now
+	t.last[what] = now
 	if total > 0 {
-		fmt.Fprintf(l.W, "  %s: %d/%d (%d%%)\n", what, done, total, done*100/total)
-	} else {
-		fmt.Fprintf(l.W, "  %s: %d\n", what, done)
+		return fmt.Sprintf("  %s: %d/%d (%d%%)", what, done, total, done*100/total), true
 	}
+	return fmt.Sprintf("  %s: %d", what, done), true
 }
 
 // Grouper is implemented by reporters that fold each step of a run into a
