@@ -31,6 +31,14 @@ for t in "${targets[@]}"; do
   pkg=${t% *}
   fn=${t#* }
   if ! "$GO" test -run '^$' -fuzz "^${fn}\$" -fuzztime "$DURATION" -fuzzminimizetime "$MINIMIZE" "$pkg" >"$log" 2>&1; then
+    # Go's fuzzer reports "context deadline exceeded" when -fuzztime ends
+    # while it minimizes a new *interesting* (not failing) input. That is the
+    # engine's clock, not a bug found: no failing input is written. A real
+    # failure always says "Failing input written to".
+    if grep -q 'context deadline exceeded' "$log" && ! grep -q 'Failing input written to' "$log"; then
+      printf 'fuzz: ok   %-26s %-26s (time ran out while minimizing a new input)\n' "$fn" "$pkg" >&2
+      continue
+    fi
     cat "$log" >&2
     echo "fuzz: FAIL $fn in $pkg (the failing input is under $pkg/testdata/fuzz/$fn/)" >&2
     exit 1
