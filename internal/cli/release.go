@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -127,7 +128,7 @@ func setupRelease(ctx context.Context, env *Env, vals *settings.Values, projectD
 	}
 	skip := map[string]bool{}
 	for _, s := range vals.List("skip") {
-		if !contains(release.Skippable, s) {
+		if !slices.Contains(release.Skippable, s) {
 			return nil, problem.Usagef("skip one of: "+strings.Join(release.Skippable, ", "), "--skip %q is not a step that can be skipped", s)
 		}
 		skip[s] = true
@@ -143,44 +144,29 @@ func setupRelease(ctx context.Context, env *Env, vals *settings.Values, projectD
 	if err != nil {
 		return nil, err
 	}
-	if buildOpt.OutDir == "" && vals.String("artifact") == "" {
-		// A release builds into a temporary folder: inside the project it
-		// would end up in the next zip.
-		tmp, err := os.MkdirTemp("", "djdeploy-release-")
-		if err != nil {
-			return nil, err
-		}
-		s.tmp, buildOpt.OutDir = tmp, tmp
-	}
 
 	acc, err := env.Azure(vals)
 	if err != nil {
-		s.cleanup()
 		return nil, err
 	}
 	static, err := openStatic(ctx, vals)
 	if err != nil {
-		s.cleanup()
 		return nil, err
 	}
 	hc, err := acc.HTTPClient(30 * time.Second)
 	if err != nil {
-		s.cleanup()
 		return nil, err
 	}
 	app, err := appservice.New(acc.Subscription, acc.Credential, acc.Options, hc, rep)
 	if err != nil {
-		s.cleanup()
 		return nil, err
 	}
 	headers, err := staticHeaders(vals)
 	if err != nil {
-		s.cleanup()
 		return nil, err
 	}
 	warm, verify, err := healthChecks(vals)
 	if err != nil {
-		s.cleanup()
 		return nil, err
 	}
 	s.deps = release.Deps{Static: static, App: app, HTTP: hc}
@@ -216,7 +202,6 @@ func setupRelease(ctx context.Context, env *Env, vals *settings.Values, projectD
 	if vals.String("cdn-profile") != "" && vals.String("cdn-endpoint") != "" {
 		purger, err := cdn.New(acc.Subscription, acc.Credential, acc.Options, rep)
 		if err != nil {
-			s.cleanup()
 			return nil, err
 		}
 		rg := vals.String("cdn-resource-group")
@@ -225,11 +210,9 @@ func setupRelease(ctx context.Context, env *Env, vals *settings.Values, projectD
 		}
 		ep, err := purger.GetEndpoint(ctx, rg, vals.String("cdn-profile"), vals.String("cdn-endpoint"))
 		if err != nil {
-			s.cleanup()
 			return nil, err
 		}
 		if ep.Kind != cdn.FrontDoor && len(vals.List("domain")) > 0 && !skip[release.StepPurge] {
-			s.cleanup()
 			return nil, problem.Usagef("remove --domain; it applies to Front Door profiles only",
 				"profile %s is a classic CDN profile, which purges every domain", vals.String("cdn-profile"))
 		}
@@ -252,6 +235,16 @@ func setupRelease(ctx context.Context, env *Env, vals *settings.Values, projectD
 	}
 	if s.opt.StaticURL == "" {
 		s.opt.StaticURL = static.URL() + "/" + static.Prefix()
+	}
+	if s.opt.Build.OutDir == "" && s.opt.ArtifactDir == "" {
+		// A release builds into a temporary folder: inside the project it
+		// would end up in the next zip. Made last, so no earlier failure
+		// has a folder to clean up.
+		tmp, err := os.MkdirTemp("", "djdeploy-release-")
+		if err != nil {
+			return nil, err
+		}
+		s.tmp, s.opt.Build.OutDir = tmp, tmp
 	}
 	return s, nil
 }
@@ -328,15 +321,6 @@ func settingsGetenv(vals *settings.Values, fallback func(string) string) func(st
 		}
 		return fallback(k)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, l := range list {
-		if l == s {
-			return true
-		}
-	}
-	return false
 }
 
 func planRelease(ctx context.Context, env *Env, vals *settings.Values, projectDir string, rep progress.Reporter) (*release.PlanResult, error) {
