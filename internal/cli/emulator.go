@@ -51,6 +51,10 @@ profile demo-cdn (endpoint demo-cdn-ep). A config file is YAML:
       sku: Standard_AzureFrontDoor
       endpoints: [{name: my-ep, originPath: ""}]
 
+The admin API under /_emulator/ wants "Authorization: Bearer
+$DJDEPLOY_EMULATOR_ADMIN_SECRET" (in the export block only), a loopback Host
+and JSON bodies.
+
 Faults (--fault ROUTE=SPEC, repeatable; also POST /_emulator/faults):
   'POST */slotsswap=429,retry-after=1,count=2'   throttle the next 2 swaps
   '/api/publish=drop'                            drop the next publish

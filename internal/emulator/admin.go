@@ -1,9 +1,12 @@
 package emulator
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"maps"
+	"mime"
+	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -162,7 +165,16 @@ func (e *Emulator) SetUnhealthyPath(app, slotName, prefix string) error {
 	return nil
 }
 
-// adminHandler serves /_emulator/ (no token; loopback only, like the rest):
+// AdminSecretEnv names the export-block variable that carries the admin
+// secret; every admin request must send it as "Authorization: Bearer <secret>".
+const AdminSecretEnv = "DJDEPLOY_EMULATOR_ADMIN_SECRET"
+
+// adminHandler serves /_emulator/. The admin API can read every app setting
+// and token and change what the apps run, so it trusts nothing about being on
+// loopback alone (adminGuard): a per-run secret, a loopback Host (a web page
+// reaching 127.0.0.1 by DNS rebinding sends its own name) and JSON bodies only
+// (a cross-site form can send text/plain but not application/json without a
+// preflight the emulator never answers).
 //
 //	GET    /_emulator/state                 State as JSON
 //	GET    /_emulator/env                   the export block as JSON
@@ -267,7 +279,47 @@ func (e *Emulator) adminHandler() http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	e.postureAdmin(mux)
-	return mux
+	return e.adminGuard(mux)
+}
+
+// adminGuard refuses admin requests that lack the run's secret, name a
+// non-loopback Host, or carry a body that is not application/json.
+func (e *Emulator) adminGuard(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !loopbackHost(r.Host) {
+			http.Error(w, "the emulator's admin API answers only to a loopback Host (127.0.0.1, ::1 or localhost)", http.StatusForbidden)
+			return
+		}
+		auth := r.Header.Get("Authorization")
+		tok, ok := strings.CutPrefix(auth, "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(e.adminSecret)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="djdeploy-emulator-admin"`)
+			http.Error(w, "the emulator's admin API needs \"Authorization: Bearer $"+AdminSecretEnv+"\" (the value is in the export block)", http.StatusUnauthorized)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodDelete {
+			mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+			if err != nil || mt != "application/json" {
+				http.Error(w, "admin requests with a body must be Content-Type: application/json", http.StatusUnsupportedMediaType)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// loopbackHost reports whether a Host header names this machine's loopback:
+// localhost or a loopback IP, with or without a port.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // adminFault is a Fault in JSON with delay as a duration string ("2s").

@@ -119,6 +119,9 @@ type Emulator struct {
 	caFile   string
 	python   string
 	token    string
+	// adminSecret guards /_emulator/ (admin.go); it is in the export block
+	// and nowhere else.
+	adminSecret string
 
 	armURL   string // http://127.0.0.1:p + base path
 	armHost  string
@@ -156,6 +159,7 @@ func Start(ctx context.Context, cfg Config) (_ *Emulator, err error) {
 		ops:      map[string]*operation{},
 	}
 	e.faults = &Faults{emu: e}
+	e.adminSecret = randomHex(24)
 	defer func() {
 		if err != nil {
 			e.Close()
@@ -445,6 +449,7 @@ func (e *Emulator) Env() map[string]string {
 		"DJDEPLOY_SLOT":             slot,
 		"DJDEPLOY_STATIC_CONTAINER": e.res.StaticContainer,
 		"DJDEPLOY_STATIC_PREFIX":    e.res.StaticPrefix,
+		AdminSecretEnv:              e.adminSecret,
 	}
 	if e.blobConn != "" {
 		env["AZURE_STORAGE_CONNECTION_STRING"] = e.blobConn
@@ -545,6 +550,10 @@ func portOf(addr string) int {
 	n, _ := strconv.Atoi(p)
 	return n
 }
+
+// AdminSecret is the bearer token the admin endpoints demand (also in Env
+// as DJDEPLOY_EMULATOR_ADMIN_SECRET).
+func (e *Emulator) AdminSecret() string { return e.adminSecret }
 
 // AdminURL is the base of the admin endpoints (/_emulator/state, faults...).
 func (e *Emulator) AdminURL() string { return "http://" + e.armHost + "/_emulator" }

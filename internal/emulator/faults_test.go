@@ -178,14 +178,14 @@ func TestFaults(t *testing.T) {
 
 	t.Run("admin endpoint adds faults", func(t *testing.T) {
 		e.ResetRequests()
-		resp := do(t, "POST", e.AdminURL()+"/faults", "", []byte(`{"method":"GET","path":"*/sites/demo-app","status":503,"retryAfter":1}`))
+		resp := do(t, "POST", e.AdminURL()+"/faults", e.AdminSecret(), []byte(`{"method":"GET","path":"*/sites/demo-app","status":503,"retryAfter":1}`), "Content-Type", "application/json")
 		if readAll(t, resp); resp.StatusCode != 201 {
 			t.Fatalf("admin: %d", resp.StatusCode)
 		}
 		if _, err := c.Get(ctx, "demo-rg", "demo-app", nil); err != nil {
 			t.Fatal(err)
 		}
-		resp = do(t, "GET", e.AdminURL()+"/requests?method=GET&path=*/sites/demo-app", "", nil)
+		resp = do(t, "GET", e.AdminURL()+"/requests?method=GET&path=*/sites/demo-app", e.AdminSecret(), nil)
 		if body := readAll(t, resp); !strings.Contains(body, `"count":2`) {
 			t.Errorf("requests: %s", body)
 		}

@@ -205,11 +205,7 @@ func TestDatabaseFirewallRules(t *testing.T) {
 
 	// The admin endpoint replaces the rules.
 	body := `[{"name":"office","startIpAddress":"203.0.113.10","endIpAddress":"203.0.113.10"}]`
-	req, _ := http.NewRequest(http.MethodPut, e.AdminURL()+"/databases/weak-db/firewall-rules", strings.NewReader(body))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := do(t, http.MethodPut, e.AdminURL()+"/databases/weak-db/firewall-rules", e.AdminSecret(), []byte(body), "Content-Type", "application/json")
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("admin PUT %d", resp.StatusCode)
@@ -222,10 +218,7 @@ func TestDatabaseFirewallRules(t *testing.T) {
 		t.Error("a bad address was accepted")
 	}
 	// Admin posture endpoint: unknown fields are refused.
-	resp, err = http.Post(e.AdminURL()+"/posture", "application/json", strings.NewReader(`{"app":"weak-app","httpsonly2":true}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp = do(t, http.MethodPost, e.AdminURL()+"/posture", e.AdminSecret(), []byte(`{"app":"weak-app","httpsonly2":true}`), "Content-Type", "application/json")
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("unknown posture field answered %d", resp.StatusCode)
