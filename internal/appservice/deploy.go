@@ -20,6 +20,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/djdeploy/djdeploy/internal/problem"
+	"github.com/djdeploy/djdeploy/internal/progress"
 )
 
 // deploymentStatusAPIVersion is the ARM API version of deploymentStatus
@@ -122,7 +123,7 @@ func (c *Client) Deploy(ctx context.Context, o DeployOptions) (*DeployResult, er
 		return problem.Failf("raise deploy-timeout, or look at the deployment in the portal's Deployment Center; App Service may still finish it", "%s", msg)
 	}
 
-	c.log.Infof("deploying %s (%s) to %s", filepath.Base(o.Package), humanBytes(st.Size()), o.Target)
+	c.log.Infof("deploying %s (%s) to %s", filepath.Base(o.Package), progress.HumanBytes(st.Size()), o.Target)
 	var loc, id string
 	wait := c.PollInterval
 	for {
@@ -564,16 +565,4 @@ func (c *Client) printFailure(de *DeployError) {
 			c.log.Infof("  | %s", l)
 		}
 	}
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }

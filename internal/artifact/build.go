@@ -260,7 +260,7 @@ func Build(ctx context.Context, opt Options, rep progress.Reporter) (*Result, er
 	if err != nil {
 		return nil, err
 	}
-	rep.Infof("collected %d static files (%s)", len(static), humanBytes(staticBytes))
+	rep.Infof("collected %d static files (%s)", len(static), progress.HumanBytes(staticBytes))
 
 	rep.Infof("running manage.py check --deploy")
 	checks, err := runChecks(ctx, py, proj)
@@ -342,7 +342,7 @@ func Build(ctx context.Context, opt Options, rep progress.Reporter) (*Result, er
 	if err := writeManifest(manifestPath, m); err != nil {
 		return nil, err
 	}
-	rep.Infof("release %s: %s (%d files, %s), %d static files, %s", m.ReleaseID, ZipName, zst.Files, humanBytes(zst.Size), len(static), ManifestName)
+	rep.Infof("release %s: %s (%d files, %s), %d static files, %s", m.ReleaseID, ZipName, zst.Files, progress.HumanBytes(zst.Size), len(static), ManifestName)
 	return &Result{
 		Manifest: m, OutDir: out, ZipPath: zipPath, StaticDir: staticDir, ManifestPath: manifestPath,
 		Zip: zst, StaticFiles: len(static), StaticBytes: staticBytes, Python: py.exe,
@@ -549,16 +549,4 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }

@@ -161,9 +161,9 @@ func printSync(w io.Writer, c *staticsync.Client, out staticSyncOutput) {
 	if r.DryRun {
 		verb = "would upload"
 	}
-	fmt.Fprintf(w, "static sync to %s/%s: %d files, %s\n", c.URL(), r.Prefix, r.Files, staticBytes(r.Bytes))
+	fmt.Fprintf(w, "static sync to %s/%s: %d files, %s\n", c.URL(), r.Prefix, r.Files, progress.HumanBytes(r.Bytes))
 	fmt.Fprintf(w, "  %s %d (%s), skipped %d unchanged (%s), headers updated %d\n",
-		verb, r.Uploaded, staticBytes(r.UploadedBytes), r.Skipped, staticBytes(r.SkippedBytes), r.HeadersUpdated)
+		verb, r.Uploaded, progress.HumanBytes(r.UploadedBytes), r.Skipped, progress.HumanBytes(r.SkippedBytes), r.HeadersUpdated)
 	fmt.Fprintf(w, "  release %s: %s\n", r.ReleaseID, r.Manifest)
 	if r.DryRun && len(r.Changed) > 0 {
 		fmt.Fprintf(w, "  would change:\n")
@@ -235,7 +235,7 @@ the manifests of pruned releases.`,
 				verb = "would delete"
 			}
 			fmt.Fprintf(env.Out, "static prune of %s/%s: %s %d files (%s), kept %d; pruned releases: %s\n",
-				c.URL(), c.Prefix(), verb, res.Deleted, staticBytes(res.DeletedBytes), res.Kept, strings.Join(res.PrunedReleases, ", "))
+				c.URL(), c.Prefix(), verb, res.Deleted, progress.HumanBytes(res.DeletedBytes), res.Kept, strings.Join(res.PrunedReleases, ", "))
 			for id, why := range res.Protected {
 				fmt.Fprintf(env.Out, "  kept release %s: %s\n", id, why)
 			}
@@ -387,16 +387,4 @@ func (b *staticBar) Count(what string, done, total int64) {
 			progressbar.OptionShowCount(), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
 	}
 	_ = b.bar.Set64(done)
-}
-
-func staticBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }

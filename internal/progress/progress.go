@@ -106,3 +106,19 @@ func Step(r Reporter, title string) (end func()) {
 	r.Infof("== %s", title)
 	return func() {}
 }
+
+// HumanBytes writes a byte count for people: 512 B, 1.5 KiB, 20.3 MiB. Every
+// progress line, report and summary uses it, so sizes read the same way
+// everywhere.
+func HumanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

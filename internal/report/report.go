@@ -2,7 +2,7 @@
 // release command and rendered by the CI front ends: a Markdown summary (with
 // a Mermaid timeline where the CI renders it) and the action's outputs.
 //
-// It imports nothing of ours, so the release command, the CLI and both CI
+// It imports only progress (a leaf, for HumanBytes), so the release command, the CLI and both CI
 // adapters can share it without reaching into each other.
 package report
 
@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/djdeploy/djdeploy/internal/progress"
 )
 
 // Outcomes of a release.
@@ -120,7 +122,7 @@ func Markdown(r *Release, o MarkdownOptions) string {
 		add("Duration", FormatDuration(r.Duration))
 	}
 	if r.StaticUploaded+r.StaticSkipped > 0 || r.StaticBytes > 0 {
-		add("Static files uploaded", fmt.Sprintf("%d (%s), %d unchanged", r.StaticUploaded, formatBytes(r.StaticBytes), r.StaticSkipped))
+		add("Static files uploaded", fmt.Sprintf("%d (%s), %d unchanged", r.StaticUploaded, progress.HumanBytes(r.StaticBytes), r.StaticSkipped))
 	}
 	if len(facts) > 0 {
 		b.WriteString("| | |\n|---|---|\n")
@@ -263,19 +265,6 @@ func FormatDuration(d time.Duration) string {
 	}
 	d = d.Round(time.Second)
 	return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
-}
-
-func formatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func outcomeIcon(o string) string {

@@ -107,6 +107,12 @@ func check(s Setting, val Value) error {
 			return problem.Usagef("use a whole number", "%s: %q is not a whole number", where, raw)
 		}
 	case Duration:
+		if _, err := strconv.ParseFloat(raw, 64); err == nil && raw != "0" {
+			// A bare number once meant seconds, silently; minutes were a
+			// common guess. The unit is part of the value now.
+			return problem.Usagef(fmt.Sprintf("add a unit: %ss for seconds, %sm for minutes", raw, raw),
+				"%s: %q has no unit", where, raw)
+		}
 		if _, err := parseDuration(raw); err != nil {
 			return problem.Usagef("use a duration such as 90s, 10m or 1h30m", "%s: %q is not a duration", where, raw)
 		}
@@ -137,11 +143,9 @@ func describe(s Setting, src Source) string {
 	return "default of " + s.Name
 }
 
-// parseDuration accepts Go durations and a bare number of seconds.
+// parseDuration accepts Go durations (90s, 10m, 1h30m); check has already
+// refused a bare number other than 0.
 func parseDuration(raw string) (time.Duration, error) {
-	if n, err := strconv.Atoi(raw); err == nil {
-		return time.Duration(n) * time.Second, nil
-	}
 	return time.ParseDuration(raw)
 }
 
