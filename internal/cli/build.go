@@ -6,7 +6,6 @@ import (
 
 	"github.com/djdeploy/djdeploy/internal/artifact"
 	"github.com/djdeploy/djdeploy/internal/problem"
-	"github.com/djdeploy/djdeploy/internal/settings"
 	"github.com/spf13/cobra"
 )
 
@@ -108,7 +107,7 @@ Linux and Python version are vendored into .python_packages/lib/site-packages.`,
 			return nil
 		},
 	}
-	settings.BindFlags(cmd.Flags(), settings.ForCommand("build"))
+	bindSettings(cmd, "build")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a machine-readable summary on stdout")
 	return cmd
 }

@@ -124,6 +124,6 @@ prints the tail of the deployment log and exits 1.
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON on stdout")
-	settings.BindFlags(cmd.Flags(), settings.ForCommand("deploy"))
+	bindSettings(cmd, "deploy")
 	return cmd
 }

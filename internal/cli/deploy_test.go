@@ -284,23 +284,25 @@ func TestRedactWriter(t *testing.T) {
 
 func TestReadChanged(t *testing.T) {
 	dir := t.TempDir()
-	cases := map[string][]string{
-		`{"changed":["/a.css","/b.css"],"purge_paths":["/a.css"]}`: {"/a.css"},
-		`["x/y.css"]`:           {"x/y.css"},
-		"a.css\n\n# c\nb.css\n": {"a.css", "b.css"},
+	cases := []struct {
+		content, container string
+		want               []string
+	}{
+		{`{"changed":["/a.css","/b.css"],"purge_paths":["/a.css"],"container":"site"}`, "site", []string{"/a.css"}},
+		{`{"changed":["/a.css"]}`, "", []string{"/a.css"}},
+		{`["x/y.css"]`, "", []string{"x/y.css"}},
+		{"a.css\n\n# c\nb.css\n", "", []string{"a.css", "b.css"}},
 	}
-	i := 0
-	for content, want := range cases {
-		i++
+	for i, c := range cases {
 		p := filepath.Join(dir, fmt.Sprint(i))
-		os.WriteFile(p, []byte(content), 0o644)
-		got, err := readChanged(&Env{}, p)
-		if err != nil || strings.Join(got, ",") != strings.Join(want, ",") {
-			t.Errorf("%q: got %v, %v; want %v", content, got, err, want)
+		os.WriteFile(p, []byte(c.content), 0o644)
+		got, container, err := readChanged(&Env{}, p)
+		if err != nil || strings.Join(got, ",") != strings.Join(c.want, ",") || container != c.container {
+			t.Errorf("%q: got %v, container %q, %v; want %v, container %q", c.content, got, container, err, c.want, c.container)
 		}
 	}
 	os.WriteFile(filepath.Join(dir, "bad"), []byte(`{"nothing":1}`), 0o644)
-	if _, err := readChanged(&Env{}, filepath.Join(dir, "bad")); err == nil {
+	if _, _, err := readChanged(&Env{}, filepath.Join(dir, "bad")); err == nil {
 		t.Error("a JSON object without paths was accepted")
 	}
 }

@@ -136,6 +136,11 @@ either), 1 otherwise, 2 on bad input.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON on stdout")
-	settings.BindFlags(cmd.Flags(), settings.ForCommand("doctor"))
+	bindSettings(cmd, "doctor")
+	// The slot setting's default (staging) is the release's slot; doctor
+	// checks production unless a slot is given, and says so.
+	if f := cmd.Flags().Lookup("slot"); f != nil {
+		f.Usage = "deployment slot to check instead of production (default: production, the site itself) [$DJDEPLOY_SLOT]"
+	}
 	return cmd
 }

@@ -16,11 +16,11 @@ func init() { register(90, newEmulatorCmd) }
 
 func newEmulatorCmd(env *Env) *cobra.Command {
 	var (
-		python, envFile, stateDir, storageConn string
-		faults                                 []string
-		noAzurite                              bool
-		armPort, workers                       int
-		startTimeout                           time.Duration
+		python, envFile, stateDir, storageConn, resources string
+		faults                                            []string
+		noAzurite                                         bool
+		armPort, workers                                  int
+		startTimeout                                      time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "emulator",
@@ -35,9 +35,9 @@ It prints what it serves and a block of 'export NAME=value' lines; 'djdeploy
 release' run with them needs no other setting. It runs until Ctrl-C, then
 stops the app processes and Azurite it started.
 
-Without --config it serves demo-app (group demo-rg) with a staging slot, a
+Without --resources it serves demo-app (group demo-rg) with a staging slot, a
 Front Door Standard profile demo-fd (endpoint demo-fd-ep) and a classic CDN
-profile demo-cdn (endpoint demo-cdn-ep). A config file is YAML:
+profile demo-cdn (endpoint demo-cdn-ep). A resources file is YAML:
 
   resourceGroup: my-rg
   apps:
@@ -63,7 +63,7 @@ Faults (--fault ROUTE=SPEC, repeatable; also POST /_emulator/faults):
 		Example: `  djdeploy emulator --env-file .emulator.env &
   . ./.emulator.env && djdeploy release --project examples/django-app
 
-  djdeploy emulator --config emulator.yaml --fault 'POST */slotsswap=409'`,
+  djdeploy emulator --resources emulator.yaml --fault 'POST */slotsswap=409'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := emulator.Config{
@@ -71,10 +71,10 @@ Faults (--fault ROUTE=SPEC, repeatable; also POST /_emulator/faults):
 				StartTimeout: startTimeout, Log: env.Err,
 				StartAzurite: !noAzurite && storageConn == "", AzuriteConnectionString: storageConn,
 			}
-			if f := cmd.Flag("config"); f != nil && f.Value.String() != "" {
-				res, err := emulator.LoadResources(f.Value.String())
+			if resources != "" {
+				res, err := emulator.LoadResources(resources)
 				if err != nil {
-					return problem.Usagef("fix the emulator config file (see 'djdeploy emulator --help')", "%v", err)
+					return problem.Usagef("fix the emulator's resources file (see 'djdeploy emulator --help')", "%v", err)
 				}
 				cfg.Resources = res
 			}
@@ -109,6 +109,7 @@ Faults (--fault ROUTE=SPEC, repeatable; also POST /_emulator/faults):
 	}
 	f := cmd.Flags()
 	f.StringVar(&python, "python", "", "Python that runs the apps (default /usr/bin/python3 if it imports gunicorn, else python3)")
+	f.StringVar(&resources, "resources", "", "YAML file of the apps, slots and CDN profiles to serve (see above; default: the demo resources)")
 	f.StringVar(&envFile, "env-file", "", "also write the export block to this file")
 	f.StringVar(&stateDir, "state-dir", "", "folder for app releases, logs and the CA file (default: a temporary folder removed at exit)")
 	f.StringVar(&storageConn, "storage-connection-string", "", "use this Blob service instead of starting Azurite")

@@ -68,10 +68,22 @@ By default purge waits until Azure reports the purge complete (bounded by
 			}
 			changed := vals.String("changed-file")
 			var blobNames []string
+			container := vals.String("static-container")
 			if changed != "" {
-				blobNames, err = readChanged(env, changed)
+				var recorded string
+				blobNames, recorded, err = readChanged(env, changed)
 				if err != nil {
 					return err
+				}
+				// The names are relative to the container sync wrote
+				// them to; mapping them through another container's
+				// origin path would purge nothing.
+				if recorded != "" {
+					if vals.Get("static-container").Source != settings.FromDefault && recorded != container {
+						return problem.Usagef("drop static-container, or give the sync output of container "+container,
+							"%s was written by a sync to container %q, but static-container is %q", changed, recorded, container)
+					}
+					container = recorded
 				}
 			}
 			if len(paths) == 0 && changed == "" {
@@ -99,7 +111,7 @@ By default purge waits until Azure reports the purge complete (bounded by
 						return err
 					}
 				}
-				mapped, skipped := cdn.BlobNamesToPaths(blobNames, vals.String("static-container"), origin)
+				mapped, skipped := cdn.BlobNamesToPaths(blobNames, container, origin)
 				if len(skipped) > 0 {
 					log.Warnf("%d changed blobs lie outside the endpoint's origin path %q and are not purged (first: %s); set cdn-origin-path if it is wrong", len(skipped), origin, skipped[0])
 				}
@@ -131,7 +143,7 @@ By default purge waits until Azure reports the purge complete (bounded by
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON on stdout")
-	settings.BindFlags(cmd.Flags(), settings.ForCommand("purge"))
+	bindSettings(cmd, "purge")
 	return cmd
 }
 
@@ -170,16 +182,17 @@ func readLines(env *Env, name string) ([]string, error) {
 }
 
 // readChanged reads static sync's output: its --json object (purge_paths,
-// else changed), a JSON array of names, or one name per line.
-func readChanged(env *Env, name string) ([]string, error) {
+// else changed, and the container it synced to), a JSON array of names, or
+// one name per line. container is "" when the input does not say.
+func readChanged(env *Env, name string) ([]string, string, error) {
 	r, err := openInput(env, name)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	data, err := io.ReadAll(r)
 	r.Close()
 	if err != nil {
-		return nil, problem.Usagef("check the file", "reading %s: %v", name, err)
+		return nil, "", problem.Usagef("check the file", "reading %s: %v", name, err)
 	}
 	trimmed := strings.TrimSpace(string(data))
 	switch {
@@ -187,23 +200,24 @@ func readChanged(env *Env, name string) ([]string, error) {
 		var doc struct {
 			PurgePaths *[]string `json:"purge_paths"`
 			Changed    *[]string `json:"changed"`
+			Container  string    `json:"container"`
 		}
 		if err := json.Unmarshal(data, &doc); err != nil {
-			return nil, problem.Usagef("give the output of 'djdeploy static sync --json'", "%s is not valid JSON: %v", name, err)
+			return nil, "", problem.Usagef("give the output of 'djdeploy static sync --json'", "%s is not valid JSON: %v", name, err)
 		}
 		if doc.PurgePaths != nil {
-			return *doc.PurgePaths, nil
+			return *doc.PurgePaths, doc.Container, nil
 		}
 		if doc.Changed != nil {
-			return *doc.Changed, nil
+			return *doc.Changed, doc.Container, nil
 		}
-		return nil, problem.Usagef("give the output of 'djdeploy static sync --json'", "%s has neither purge_paths nor changed", name)
+		return nil, "", problem.Usagef("give the output of 'djdeploy static sync --json'", "%s has neither purge_paths nor changed", name)
 	case strings.HasPrefix(trimmed, "["):
 		var names []string
 		if err := json.Unmarshal(data, &names); err != nil {
-			return nil, problem.Usagef("give a JSON array of blob names", "%s is not a JSON array of strings: %v", name, err)
+			return nil, "", problem.Usagef("give a JSON array of blob names", "%s is not a JSON array of strings: %v", name, err)
 		}
-		return names, nil
+		return names, "", nil
 	}
 	var out []string
 	for _, l := range strings.Split(trimmed, "\n") {
@@ -211,5 +225,5 @@ func readChanged(env *Env, name string) ([]string, error) {
 			out = append(out, l)
 		}
 	}
-	return out, nil
+	return out, "", nil
 }

@@ -54,7 +54,10 @@ Migrations must stay backward compatible with the release that is still live
 until the swap: add columns and tables first, remove them a release later.
 
 --plan prints what would happen and changes nothing.`,
-		Example: `  # against the local emulator (eval "$(djdeploy emulator --env-file /dev/stdout)" or make demo)
+		Example: `  # against the local emulator (or make demo); it runs until stopped, so
+  # start it in the background and wait for its settings file
+  djdeploy emulator --env-file .emulator.env & until [ -s .emulator.env ]; do sleep 1; done
+  . ./.emulator.env
   djdeploy release --project examples/django-app --python /usr/bin/python3 --fix-settings
 
   # what would happen, changing nothing
@@ -95,7 +98,7 @@ until the swap: add columns and tables first, remove them a release later.
 			return err
 		},
 	}
-	settings.BindFlags(cmd.Flags(), settings.ForCommand("release"))
+	bindSettings(cmd, "release")
 	cmd.Flags().BoolVar(&plan, "plan", false, "print what the release would do and change nothing")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON on stdout")
 	return cmd

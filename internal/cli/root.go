@@ -19,6 +19,7 @@ import (
 	"github.com/djdeploy/djdeploy/internal/progress"
 	"github.com/djdeploy/djdeploy/internal/settings"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Version is set at build time with -ldflags "-X .../cli.Version=v1.2.3".
@@ -87,10 +88,7 @@ Exit codes: 0 success, 1 failure, 2 bad input (flags, settings, paths).`,
 	root.SetOut(env.Out)
 	root.SetErr(env.Err)
 	root.SetVersionTemplate("djdeploy {{.Version}}\n")
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return problem.Usagef("run '"+c.CommandPath()+" --help' for the accepted flags", "%v", err)
-	})
-	root.PersistentFlags().String("config", "", "settings file (default: djdeploy.yaml in the project folder)")
+	root.SetFlagErrorFunc(flagError)
 
 	// Commands appear in release order, not alphabetically.
 	cobra.EnableCommandSorting = false
@@ -151,6 +149,45 @@ func classify(err error) error {
 		}
 	}
 	return err
+}
+
+// renamedFlags are flags a command once had under another name, with the
+// name to use now: a precise hint beats a guess by spelling.
+var renamedFlags = map[string]map[string]string{
+	"djdeploy emulator":     {"config": "resources"},
+	"djdeploy static prune": {"keep": "static-keep", "grace": "static-grace"},
+}
+
+// flagError turns pflag's parse errors into one usage message with a fix:
+// "did you mean --x?" when a flag of the command is close to the one typed,
+// as djdeploy.yaml's unknown keys get.
+func flagError(c *cobra.Command, err error) error {
+	fix := "run '" + c.CommandPath() + " --help' for the accepted flags"
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "unknown flag: --"); ok {
+		name, _, _ = strings.Cut(name, "=")
+		if to, ok := renamedFlags[c.CommandPath()][name]; ok {
+			fix = fmt.Sprintf("use --%s (--%s is not a flag of %s)", to, name, c.CommandPath())
+		} else {
+			var names []string
+			c.Flags().VisitAll(func(f *pflag.Flag) {
+				if !f.Hidden {
+					names = append(names, f.Name)
+				}
+			})
+			if n := settings.NearestOf(name, names); n != "" {
+				fix = fmt.Sprintf("did you mean --%s? (run '%s --help' for the accepted flags)", n, c.CommandPath())
+			}
+		}
+	}
+	return problem.Usagef(fix, "%s", msg)
+}
+
+// bindSettings gives a command the flags of the settings it uses, and
+// --config, the settings file those settings may also come from.
+func bindSettings(cmd *cobra.Command, name string) {
+	cmd.Flags().String("config", "", "settings file (default: djdeploy.yaml in the project folder)")
+	settings.BindFlags(cmd.Flags(), settings.ForCommand(name))
 }
 
 func version() string {

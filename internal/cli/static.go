@@ -145,7 +145,7 @@ changed paths without a content hash (what a CDN purge needs).`,
 	cmd.Flags().StringVar(&source, "source", "", "folder of collected static files (STATIC_ROOT, or build's --out DIR/static)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan; change nothing (no container, no lock, no upload)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
-	settings.BindFlags(cmd.Flags(), settings.ForCommand("static"))
+	bindSettings(cmd, "static sync")
 	return cmd
 }
 
@@ -185,16 +185,14 @@ func printSync(w io.Writer, c *staticsync.Client, out staticSyncOutput) {
 
 func newStaticPruneCmd(env *Env) *cobra.Command {
 	var dryRun, asJSON bool
-	var keep int
-	var grace time.Duration
 	var protect []string
 	cmd := &cobra.Command{
-		Use:   "prune [--keep N] [--grace DURATION] [--protect ID,...]",
+		Use:   "prune [--static-keep N] [--static-grace DURATION] [--protect ID,...]",
 		Short: "Delete static files no protected release references",
 		Long: `Prune deletes blobs under the prefix that no protected release references
 and that are older than the grace period, then the manifests of the
 releases it no longer protects. Protected are: the ids given with
---protect (what production and each slot run now), the last --keep
+--protect (what production and each slot run now), the last --static-keep
 releases that reached production (see mark-production), and releases
 synced within the grace period. Failed releases never reach the production
 history, so a run of them cannot push the live release out.
@@ -202,26 +200,20 @@ history, so a run of them cannot push the live release out.
 A protected release without a manifest stops prune before it deletes
 anything. djdeploy's own state under .djdeploy/ is never deleted, except
 the manifests of pruned releases.`,
-		Example: `  djdeploy static prune --keep 3 --protect 5f3c2a1b9e7d --dry-run
-  djdeploy static prune --grace 0 --keep 1`,
+		Example: `  djdeploy static prune --static-keep 3 --protect 5f3c2a1b9e7d --dry-run
+  djdeploy static prune --static-grace 0s --static-keep 1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			vals, err := env.LoadSettings(cmd, env.ProjectDir(cmd))
 			if err != nil {
 				return err
 			}
-			if !cmd.Flags().Changed("keep") {
-				keep = vals.Int("static-keep")
-			}
-			if !cmd.Flags().Changed("grace") {
-				grace = vals.Duration("static-grace")
-			}
 			c, err := openStatic(cmd.Context(), vals)
 			if err != nil {
 				return err
 			}
 			res, err := c.Prune(cmd.Context(), staticsync.PruneOptions{
-				Keep: keep, Grace: grace, Protect: protect, DryRun: dryRun,
+				Keep: vals.Int("static-keep"), Grace: vals.Duration("static-grace"), Protect: protect, DryRun: dryRun,
 				Holder: staticLockHolder(env.getenv), LockWait: vals.Duration("lock-timeout"),
 			}, env.staticProgress())
 			if err != nil {
@@ -242,12 +234,10 @@ the manifests of pruned releases.`,
 			return nil
 		},
 	}
-	cmd.Flags().IntVar(&keep, "keep", 0, "keep the files of this many releases that last reached production (default: static-keep, 3)")
-	cmd.Flags().DurationVar(&grace, "grace", 0, "keep files and releases younger than this (default: static-grace, 24h)")
 	cmd.Flags().StringSliceVar(&protect, "protect", nil, "release ids whose files must stay (what production and the slots run now)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be deleted; delete nothing")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
-	settings.BindFlags(cmd.Flags(), settings.ForCommand("static"))
+	bindSettings(cmd, "static prune")
 	return cmd
 }
 
@@ -276,7 +266,7 @@ container (its manifest must exist).`,
 			return nil
 		},
 	}
-	settings.BindFlags(cmd.Flags(), settings.ForCommand("static"))
+	bindSettings(cmd, "static mark-production")
 	return cmd
 }
 

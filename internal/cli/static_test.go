@@ -124,11 +124,11 @@ func TestStaticSyncCommand(t *testing.T) {
 	if code, _, errs = runStatic(t, env, "static", "mark-production", r2.ReleaseID, "--static-container", "site", "--static-prefix", "static"); code != 0 {
 		t.Fatalf("mark-production: %s", errs)
 	}
-	code, out, errs = runStatic(t, env, "static", "prune", "--keep", "1", "--grace", "0s", "--static-container", "site", "--static-prefix", "static", "--json")
+	code, out, errs = runStatic(t, env, "static", "prune", "--static-keep", "1", "--static-grace", "0s", "--static-container", "site", "--static-prefix", "static", "--json")
 	if code != 0 || !strings.Contains(out, `"deleted": 0`) || !strings.Contains(out, r2.ReleaseID) {
 		t.Errorf("prune (exit %d): %s %s", code, out, errs)
 	}
-	if code, _, errs = runStatic(t, env, "static", "prune", "--keep", "0", "--static-container", "site"); code != problem.ExitUsage {
-		t.Errorf("prune --keep 0: exit %d %s", code, errs)
+	if code, _, errs = runStatic(t, env, "static", "prune", "--static-keep", "0", "--static-container", "site"); code != problem.ExitUsage {
+		t.Errorf("prune --static-keep 0: exit %d %s", code, errs)
 	}
 }

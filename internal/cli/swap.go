@@ -6,7 +6,6 @@ import (
 
 	"github.com/djdeploy/djdeploy/internal/appservice"
 	"github.com/djdeploy/djdeploy/internal/problem"
-	"github.com/djdeploy/djdeploy/internal/settings"
 	"github.com/spf13/cobra"
 )
 
@@ -107,6 +106,6 @@ cancel restores the slot's own settings.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON on stdout")
-	settings.BindFlags(cmd.Flags(), settings.ForCommand("swap"))
+	bindSettings(cmd, "swap")
 	return cmd
 }

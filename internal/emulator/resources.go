@@ -10,7 +10,7 @@ import (
 )
 
 // Resources are the Azure resources the emulator pretends exist. They come
-// from a small YAML file (djdeploy emulator --config) or DefaultResources.
+// from a small YAML file (djdeploy emulator --resources) or DefaultResources.
 //
 //	subscription: 6a2f1d9e-4c1b-4c8e-9a53-0d5e2f7b8c11
 //	resourceGroup: demo-rg

@@ -6,7 +6,6 @@ package settings
 func init() {
 	deploy := []string{"deploy"}
 	swap := []string{"swap"}
-	both := []string{"deploy", "swap"}
 	azure := []string{"deploy", "swap", "purge", "doctor", "static"}
 	Register(
 		Setting{Name: "service-connection", Group: "Azure",
@@ -37,7 +36,7 @@ func init() {
 			Commands:    swap},
 		Setting{Name: "health-path", Group: "App Service",
 			Description: "path requested to warm up the slot and verify production (default: the site's health check path, else WEBSITE_SWAP_WARMUP_PING_PATH, else /)",
-			Commands:    both},
+			Commands:    swap},
 		Setting{Name: "health-statuses", Kind: List, Default: "200-399", Group: "App Service",
 			Description: "HTTP statuses (codes or ranges) that count as healthy; a redirect to a sign-in page never does",
 			Commands:    swap},

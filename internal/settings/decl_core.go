@@ -1,12 +1,14 @@
 package settings
 
 // The settings shared by several capabilities. Each capability declares the
-// rest in its own decl_<capability>.go.
+// rest in its own decl_<capability>.go. A setting lists only the commands it
+// changes something for: static never calls Resource Manager, so it takes
+// no subscription or ARM endpoint.
 func init() {
 	Register(
 		// Azure: identity and endpoints.
 		Setting{Name: "subscription", Env: "AZURE_SUBSCRIPTION_ID", Group: "Azure", Description: "Azure subscription id",
-			Commands: []string{"deploy", "swap", "purge", "doctor", "static"}},
+			Commands: []string{"deploy", "swap", "purge", "doctor"}},
 		Setting{Name: "tenant-id", Env: "AZURE_TENANT_ID", Group: "Azure", Description: "Microsoft Entra tenant id for OIDC, client secret or certificate sign-in",
 			Commands: []string{"deploy", "swap", "purge", "doctor", "static"}},
 		Setting{Name: "client-id", Env: "AZURE_CLIENT_ID", Group: "Azure", Description: "client (application) id of the service principal or user-assigned managed identity",
@@ -19,9 +21,9 @@ func init() {
 		Setting{Name: "cloud", Group: "Azure", Default: "public", Enum: []string{"public", "china", "usgov"}, Description: "Azure cloud whose default endpoints are used",
 			Commands: []string{"deploy", "swap", "purge", "doctor", "static"}},
 		Setting{Name: "arm-endpoint", Group: "Azure", Description: "Azure Resource Manager endpoint, for sovereign clouds and the emulator (default: the cloud's)",
-			Commands: []string{"deploy", "swap", "purge", "doctor", "static"}},
+			Commands: []string{"deploy", "swap", "purge", "doctor"}},
 		Setting{Name: "arm-audience", Group: "Azure", Description: "token audience for ARM and Kudu (default: the cloud's, https://management.core.windows.net/ in public)",
-			Commands: []string{"deploy", "swap", "purge", "doctor", "static"}},
+			Commands: []string{"deploy", "swap", "purge", "doctor"}},
 		Setting{Name: "authority-host", Env: "AZURE_AUTHORITY_HOST", Group: "Azure", Description: "Microsoft Entra authority host (default: the cloud's)",
 			Commands: []string{"deploy", "swap", "purge", "doctor", "static"}},
 		Setting{Name: "ca-file", Group: "Azure", Description: "PEM file of extra certificate authorities to trust (the emulator's self-signed authority); never needed on Azure",

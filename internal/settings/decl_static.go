@@ -3,32 +3,34 @@ package settings
 // Settings of `djdeploy static` (sync, prune, the release lock). The
 // storage account, container and prefix are shared and live in decl_core.go.
 func init() {
-	static := []string{"static"}
+	sync := []string{"static sync"}
+	prune := []string{"static prune"}
+	locked := []string{"static sync", "static prune"} // mark-production takes no lock
 	Register(
 		Setting{Name: "static-concurrency", Kind: Int, Default: "32", Group: "Static files",
-			Description: "how many files are uploaded at once", Commands: static},
+			Description: "how many files are uploaded at once", Commands: sync},
 		Setting{Name: "static-cache-control", Default: "public, max-age=300", Group: "Static files",
 			Description: "Cache-Control of files whose names carry no content hash (hashed names always get a year, immutable)",
-			Commands:    static},
+			Commands:    sync},
 		Setting{Name: "static-headers", Group: "Static files",
 			Description: "per-file Cache-Control overrides, GLOB=VALUE entries separated by newlines or ';' (e.g. 'robots.txt=no-cache; fonts/**=public, max-age=86400'); a glob without '/' matches the file name",
-			Commands:    static},
+			Commands:    sync},
 		Setting{Name: "static-compress", Default: "off", Enum: []string{"off", "gzip"}, Group: "Static files",
 			Description: "store text files gzip-compressed with Content-Encoding: gzip (off: let the CDN compress)",
-			Commands:    static},
+			Commands:    sync},
 		Setting{Name: "static-cors-origins", Kind: List, Group: "Static files",
 			Description: "origins allowed to fetch the files cross-origin (fonts, module scripts); sets a CORS rule on the storage account",
-			Commands:    static},
+			Commands:    sync},
 		Setting{Name: "release-manifest", NotRelease: true, Group: "Static files",
 			Description: "release.json written by 'djdeploy build' (default: release.json beside the static folder, if present)",
-			Commands:    static},
+			Commands:    sync},
 		Setting{Name: "static-keep", Kind: Int, Default: "3", Group: "Static files",
-			Description: "prune keeps the files of this many releases that last reached production", Commands: static},
+			Description: "prune keeps the files of this many releases that last reached production", Commands: prune},
 		Setting{Name: "static-grace", Kind: Duration, Default: "24h", Group: "Static files",
 			Description: "prune keeps files and releases younger than this (pages cached by browsers and the CDN still reference them)",
-			Commands:    static},
+			Commands:    prune},
 		Setting{Name: "lock-timeout", Kind: Duration, Default: "10m", Group: "Release",
 			Description: "how long a release waits for another release holding the lock on the static container before failing",
-			Commands:    static},
+			Commands:    locked},
 	)
 }

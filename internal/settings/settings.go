@@ -140,7 +140,9 @@ func Lookup(name string) (Setting, bool) {
 	return s, ok
 }
 
-// ForCommand returns the settings a command takes as flags.
+// ForCommand returns the settings a command takes as flags. cmd is the
+// command path below djdeploy ("deploy", "static sync"); a declaration for
+// "static" covers each of its sub-commands.
 func ForCommand(cmd string) []Setting {
 	var out []Setting
 	for _, s := range All() {
@@ -154,7 +156,7 @@ func ForCommand(cmd string) []Setting {
 			continue
 		}
 		for _, c := range s.Commands {
-			if c == cmd {
+			if c == cmd || strings.HasPrefix(cmd, c+" ") {
 				out = append(out, s)
 				break
 			}
@@ -177,12 +179,22 @@ func groupRank(g string) int {
 // Nearest returns the declared name closest to an unknown one, for "did you
 // mean" hints, or "" when nothing is close.
 func Nearest(unknown string) string {
+	var names []string
+	for _, s := range All() {
+		names = append(names, s.Name)
+	}
+	return NearestOf(unknown, names)
+}
+
+// NearestOf returns the candidate closest to unknown by edit distance, or
+// "" when none is close: the same rule for YAML keys and command-line flags.
+func NearestOf(unknown string, candidates []string) string {
 	best, bestD := "", 1<<30
 	u := strings.ToLower(strings.ReplaceAll(unknown, "_", "-"))
-	for _, s := range All() {
-		d := levenshtein(u, s.Name)
+	for _, c := range candidates {
+		d := levenshtein(u, c)
 		if d < bestD {
-			best, bestD = s.Name, d
+			best, bestD = c, d
 		}
 	}
 	if bestD <= max(2, len(u)/3) {
