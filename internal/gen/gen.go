@@ -67,6 +67,9 @@ func describe(s settings.Setting, defaultText string) string {
 	case s.Kind == settings.Duration:
 		d += " A duration such as 90s or 10m."
 	}
+	if r := s.Range(); r != "" {
+		d += " Range: " + r + "."
+	}
 	if defaultText != "" {
 		d += " Default: " + defaultText + "."
 	}
@@ -221,6 +224,9 @@ func SettingsTable() string {
 		desc := s.Description
 		if len(s.Enum) > 0 {
 			desc += " (" + strings.Join(s.Enum, ", ") + ")"
+		}
+		if r := s.Range(); r != "" {
+			desc += " (" + r + ")"
 		}
 		if s.Secret {
 			desc += " **Secret.**"

@@ -7,7 +7,7 @@ func init() {
 	prune := []string{"static prune"}
 	locked := []string{"static sync", "static prune"} // mark-production takes no lock
 	Register(
-		Setting{Name: "static-concurrency", Kind: Int, Default: "32", Group: "Static files",
+		Setting{Name: "static-concurrency", Kind: Int, Default: "32", Min: "1", Max: "256", Group: "Static files",
 			Description: "how many files are uploaded at once", Commands: sync},
 		Setting{Name: "static-cache-control", Default: "public, max-age=300", Group: "Static files",
 			Description: "Cache-Control of files whose names carry no content hash (hashed names always get a year, immutable)",
@@ -24,12 +24,12 @@ func init() {
 		Setting{Name: "release-manifest", NotRelease: true, Group: "Static files",
 			Description: "release.json written by 'djdeploy build' (default: release.json beside the static folder, if present)",
 			Commands:    sync},
-		Setting{Name: "static-keep", Kind: Int, Default: "3", Group: "Static files",
+		Setting{Name: "static-keep", Kind: Int, Default: "3", Min: "1", Max: "1000", Group: "Static files",
 			Description: "prune keeps the files of this many releases that last reached production", Commands: prune},
-		Setting{Name: "static-grace", Kind: Duration, Default: "24h", Group: "Static files",
+		Setting{Name: "static-grace", Kind: Duration, Default: "24h", Min: "0s", Max: "8760h", Group: "Static files",
 			Description: "prune keeps files and releases younger than this (pages cached by browsers and the CDN still reference them)",
 			Commands:    prune},
-		Setting{Name: "lock-timeout", Kind: Duration, Default: "10m", Group: "Release",
+		Setting{Name: "lock-timeout", Kind: Duration, Default: "10m", Min: "0s", Max: "24h", Group: "Release",
 			Description: "how long a release waits for another release holding the lock on the static container before failing",
 			Commands:    locked},
 	)

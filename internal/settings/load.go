@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -97,25 +98,38 @@ func check(s Setting, val Value) error {
 		return nil
 	}
 	where := describe(s, val.Source)
+	shown := echo(raw)
 	switch s.Kind {
 	case Bool:
 		if _, err := strconv.ParseBool(raw); err != nil {
-			return problem.Usagef("use true or false", "%s: %q is not a boolean", where, raw)
+			return problem.Usagef("use true or false", "%s: %s is not a boolean", where, shown)
 		}
 	case Int:
 		if _, err := strconv.Atoi(raw); err != nil {
-			return problem.Usagef("use a whole number", "%s: %q is not a whole number", where, raw)
+			return problem.Usagef("use a whole number from "+s.Range(), "%s: %s is not a whole number", where, shown)
 		}
 	case Duration:
 		if _, err := strconv.ParseFloat(raw, 64); err == nil && raw != "0" {
 			// A bare number once meant seconds, silently; minutes were a
 			// common guess. The unit is part of the value now.
 			return problem.Usagef(fmt.Sprintf("add a unit: %ss for seconds, %sm for minutes", raw, raw),
-				"%s: %q has no unit", where, raw)
+				"%s: %s has no unit", where, shown)
 		}
 		if _, err := parseDuration(raw); err != nil {
-			return problem.Usagef("use a duration such as 90s, 10m or 1h30m", "%s: %q is not a duration", where, raw)
+			return problem.Usagef("use a duration such as 90s, 10m or 1h30m, from "+s.Range(), "%s: %s is not a duration", where, shown)
 		}
+	}
+	if s.Min != "" {
+		n, _ := parseKind(s.Kind, raw)
+		lo, _ := parseKind(s.Kind, s.Min)
+		hi, _ := parseKind(s.Kind, s.Max)
+		if n < lo || n > hi {
+			return problem.Usagef("give a value from "+s.Range(), "%s: %s is out of range (%s)", where, shown, s.Range())
+		}
+	}
+	if s.OneLine && strings.ContainsAny(raw, "\r\n") {
+		return problem.Usagef("give it on one line (join commands with && or put them in a script in the project)",
+			"%s: the value has a line break", where)
 	}
 	if len(s.Enum) > 0 {
 		ok := false
@@ -125,7 +139,7 @@ func check(s Setting, val Value) error {
 			}
 		}
 		if !ok {
-			return problem.Usagef("use one of: "+strings.Join(s.Enum, ", "), "%s: %q is not an accepted value", where, raw)
+			return problem.Usagef("use one of: "+strings.Join(s.Enum, ", "), "%s: %s is not an accepted value", where, shown)
 		}
 	}
 	return nil
@@ -141,6 +155,36 @@ func describe(s Setting, src Source) string {
 		return FileName + " key " + s.Name
 	}
 	return "default of " + s.Name
+}
+
+// emptyDoc reports a document with nothing in it (a trailing ---).
+func emptyDoc(n *yaml.Node) bool {
+	return len(n.Content) == 0 || len(n.Content) == 1 && n.Content[0].ShortTag() == "!!null" && n.Content[0].Value == ""
+}
+
+// echoLimit is how much of a bad value a message repeats: enough to
+// recognise it, never a whole file pasted into a variable.
+const echoLimit = 64
+
+// echo quotes a value for an error message, cut to echoLimit characters
+// with the full length stated.
+func echo(raw string) string {
+	r := []rune(raw)
+	if len(r) <= echoLimit {
+		return strconv.Quote(raw)
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strconv.Quote(string(r[:echoLimit])), len(raw))
+}
+
+// parseKind reads an Int or Duration value as one comparable number
+// (nanoseconds for durations).
+func parseKind(k Kind, raw string) (int64, error) {
+	if k == Duration {
+		d, err := parseDuration(raw)
+		return int64(d), err
+	}
+	n, err := strconv.Atoi(raw)
+	return int64(n), err
 }
 
 // parseDuration accepts Go durations (90s, 10m, 1h30m); check has already
@@ -169,8 +213,19 @@ func ParseFile(path string, data []byte) (map[string]string, error) {
 		return out, nil
 	}
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
 		return nil, problem.Usagef("fix the YAML syntax; the file is a flat mapping such as `app: my-app`", "%s is not valid YAML: %v", path, err)
+	}
+	// A second document (after ---) would be ignored silently by a plain
+	// Unmarshal: its settings would look set and do nothing.
+	var more yaml.Node
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) && (err != nil || !emptyDoc(&more)) {
+		return nil, problem.Usagef("keep one mapping of settings: remove the --- separator and merge or drop the other document",
+			"%s holds more than one YAML document (separated by ---)", path)
 	}
 	if len(doc.Content) == 0 {
 		return out, nil
@@ -212,6 +267,13 @@ func ParseFile(path string, data []byte) (map[string]string, error) {
 		}
 		switch v.Kind {
 		case yaml.ScalarNode:
+			// `key: null`, `key: ~` and `key:` mean "no value" in YAML; as
+			// text they would become the word "null" or an empty value
+			// that hides the default.
+			if v.ShortTag() == "!!null" {
+				return nil, problem.Usagef(`remove the line to use the default, or quote the value ("null") if you mean that text`,
+					"%s line %d: %s has no value (null)", path, v.Line, name)
+			}
 			out[name] = v.Value
 		case yaml.SequenceNode:
 			if s.Kind != List {
@@ -340,6 +402,9 @@ func BindFlags(fs *pflag.FlagSet, ss []Setting) {
 			continue
 		}
 		usage := s.Description
+		if r := s.Range(); r != "" {
+			usage += " (" + r + ")"
+		}
 		if s.Default != "" {
 			usage += fmt.Sprintf(" (default %s)", s.Default)
 		}

@@ -8,6 +8,8 @@ import (
 	"github.com/djdeploy/djdeploy/internal/problem"
 )
 
+// lock-timeout, whose range starts at 0s: a zero deploy-timeout is out of
+// range (TestRanges).
 func TestDurationNeedsAUnit(t *testing.T) {
 	for _, c := range []struct {
 		raw     string
@@ -23,14 +25,14 @@ func TestDurationNeedsAUnit(t *testing.T) {
 		{raw: "ten", wantErr: `"ten" is not a duration`, wantFix: "90s, 10m"},
 	} {
 		t.Run(c.raw, func(t *testing.T) {
-			env := map[string]string{"DJDEPLOY_DEPLOY_TIMEOUT": c.raw}
+			env := map[string]string{"DJDEPLOY_LOCK_TIMEOUT": c.raw}
 			v, err := Load(nil, func(k string) string { return env[k] }, "", false)
 			if c.wantErr == "" {
 				if err != nil {
 					t.Fatalf("Load: %v", err)
 				}
-				if got := v.Duration("deploy-timeout"); got != c.want {
-					t.Fatalf("deploy-timeout = %v, want %v", got, c.want)
+				if got := v.Duration("lock-timeout"); got != c.want {
+					t.Fatalf("lock-timeout = %v, want %v", got, c.want)
 				}
 				return
 			}
@@ -38,7 +40,7 @@ func TestDurationNeedsAUnit(t *testing.T) {
 			if !ok || !p.Usage {
 				t.Fatalf("want a usage problem, got %v", err)
 			}
-			if !strings.Contains(err.Error(), c.wantErr) || !strings.Contains(err.Error(), "DJDEPLOY_DEPLOY_TIMEOUT") {
+			if !strings.Contains(err.Error(), c.wantErr) || !strings.Contains(err.Error(), "DJDEPLOY_LOCK_TIMEOUT") {
 				t.Errorf("message %q does not say %q and name the variable", err, c.wantErr)
 			}
 			if !strings.Contains(p.Fix, c.wantFix) {

@@ -69,6 +69,24 @@ type Setting struct {
 	// itself (the package to deploy, the paths to purge), so release does not
 	// offer it as a flag.
 	NotRelease bool
+	// Min and Max bound an Int or Duration setting ("1", "256"; "1s", "24h"),
+	// both inclusive. Every numeric setting declares both: a value outside
+	// is a usage error naming the range, never silently defaulted, and the
+	// generated docs and --help show it.
+	Min, Max string
+	// OneLine refuses a value with a line break (a startup command is one
+	// shell line on App Service; a second line would be run, or dropped,
+	// without the user seeing it).
+	OneLine bool
+}
+
+// Range describes Min..Max for messages and docs ("1 to 256", "1s to 24h"),
+// or "" when the setting has none.
+func (s Setting) Range() string {
+	if s.Min == "" && s.Max == "" {
+		return ""
+	}
+	return s.Min + " to " + s.Max
 }
 
 // EnvName returns the environment variable that carries the setting.
@@ -109,6 +127,16 @@ func Register(ss ...Setting) {
 		}
 		if s.Name != strings.ToLower(s.Name) || strings.ContainsAny(s.Name, " _") {
 			panic("settings: name must be kebab-case: " + s.Name)
+		}
+		if (s.Kind == Int || s.Kind == Duration) && (s.Min == "" || s.Max == "") {
+			panic("settings: numeric setting without a declared range (Min, Max): " + s.Name)
+		}
+		if s.Min != "" {
+			lo, err1 := parseKind(s.Kind, s.Min)
+			hi, err2 := parseKind(s.Kind, s.Max)
+			if err1 != nil || err2 != nil || lo > hi {
+				panic("settings: bad range of " + s.Name)
+			}
 		}
 		registry[s.Name] = s
 	}
