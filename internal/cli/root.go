@@ -221,7 +221,7 @@ func (e *Env) LoadSettings(cmd *cobra.Command, projectDir string) (*settings.Val
 	} else if projectDir != "" {
 		file = filepath.Join(projectDir, settings.FileName)
 	}
-	return settings.Load(cmd.Flags(), e.Getenv, file, explicit)
+	return settings.LoadWithStdin(cmd.Flags(), e.Getenv, e.In, file, explicit)
 }
 
 // ProjectDir returns the --project flag, else DJDEPLOY_PROJECT, else ".".

@@ -48,6 +48,11 @@ type Values struct {
 // file). A missing file named explicitly is an error; the default file is
 // optional.
 func Load(flags *pflag.FlagSet, getenv func(string) string, file string, explicitFile bool) (*Values, error) {
+	return LoadWithStdin(flags, getenv, os.Stdin, file, explicitFile)
+}
+
+// LoadWithStdin is Load with the reader a secret's --NAME-file - reads.
+func LoadWithStdin(flags *pflag.FlagSet, getenv func(string) string, stdin io.Reader, file string, explicitFile bool) (*Values, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
@@ -74,7 +79,20 @@ func Load(flags *pflag.FlagSet, getenv func(string) string, file string, explici
 		}
 		if flags != nil {
 			if f := flags.Lookup(s.Name); f != nil && f.Changed {
+				if s.Secret {
+					// Like gh's --with-token: a command line is readable by
+					// every local user (ps, /proc) and lands in shell history.
+					return nil, problem.Usagef(fmt.Sprintf("set the environment variable %s, or use --%s-file FILE (- reads stdin)", s.EnvName(), s.Name),
+						"--%s is a secret and is not taken on the command line, where other users and shell history see it", s.Name)
+				}
 				val = Value{Raw: flagRaw(f), Source: FromFlag}
+			}
+			if f := flags.Lookup(s.Name + "-file"); s.Secret && f != nil && f.Changed {
+				raw, err := readSecretFile(f.Value.String(), stdin)
+				if err != nil {
+					return nil, problem.Usagef(fmt.Sprintf("give a readable file, or set %s instead", s.EnvName()), "--%s-file: %v", s.Name, err)
+				}
+				val = Value{Raw: raw, Source: FromFlag}
 			}
 		}
 		if err := check(s, val); err != nil {
@@ -83,6 +101,29 @@ func Load(flags *pflag.FlagSet, getenv func(string) string, file string, explici
 		v.m[s.Name] = val
 	}
 	return v, nil
+}
+
+// readSecretFile reads a secret from a file or, for "-", stdin; one
+// trailing line break (echo, editors) is not part of it.
+func readSecretFile(path string, stdin io.Reader) (string, error) {
+	var b []byte
+	var err error
+	if path == "-" {
+		if stdin == nil {
+			return "", errors.New("no standard input")
+		}
+		b, err = io.ReadAll(io.LimitReader(stdin, 1<<20))
+	} else {
+		b, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if strings.TrimSpace(s) == "" {
+		return "", fmt.Errorf("%s is empty", map[bool]string{true: "standard input", false: path}[path == "-"])
+	}
+	return s, nil
 }
 
 func flagRaw(f *pflag.Flag) string {
@@ -409,6 +450,15 @@ func BindFlags(fs *pflag.FlagSet, ss []Setting) {
 			usage += fmt.Sprintf(" (default %s)", s.Default)
 		}
 		usage += " [$" + s.EnvName() + "]"
+		if s.Secret {
+			// The value itself is refused on the command line (Load says
+			// why); the flag stays, hidden, so the refusal can name the
+			// environment variable instead of "unknown flag".
+			fs.VarP(&rawValue{kind: s.Kind}, s.Name, "", usage)
+			_ = fs.MarkHidden(s.Name)
+			fs.String(s.Name+"-file", "", "file holding "+s.Name+" ('-' reads stdin); never the value itself on the command line [or $"+s.EnvName()+"]")
+			continue
+		}
 		switch s.Kind {
 		case Bool:
 			fs.BoolP(s.Name, s.Short, false, usage)

@@ -1,0 +1,63 @@
+package settings
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/djdeploy/djdeploy/internal/problem"
+	"github.com/spf13/pflag"
+)
+
+// TestSecretFlags: --access-token and --storage-connection-string put the
+// secret where `ps` shows it to every local user. The value flag is refused
+// (naming the environment variable, never repeating the value); the secret
+// can come from the environment or a --NAME-file (- reads stdin), as gh's
+// --with-token does.
+func TestSecretFlags(t *testing.T) {
+	var secrets []Setting
+	for _, s := range All() {
+		if s.Secret {
+			secrets = append(secrets, s)
+		}
+	}
+	if len(secrets) < 2 {
+		t.Fatalf("only %d secret settings declared", len(secrets))
+	}
+	const value = "s3cr3t-value-from-argv"
+	for _, s := range secrets {
+		t.Run(s.Name, func(t *testing.T) {
+			fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+			BindFlags(fs, []Setting{s})
+			if err := fs.Parse([]string{"--" + s.Name, value}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := LoadWithStdin(fs, func(string) string { return "" }, nil, "", false)
+			p, ok := problem.As(err)
+			if !ok || !p.Usage || !strings.Contains(p.Fix, s.EnvName()) || !strings.Contains(p.Fix, "--"+s.Name+"-file") {
+				t.Fatalf("--%s on the command line: %v (fix %q), want exit 2 pointing at %s", s.Name, err, p.Fix, s.EnvName())
+			}
+			if strings.Contains(err.Error()+p.Fix, value) {
+				t.Fatalf("the refusal repeats the secret: %v", err)
+			}
+
+			file := filepath.Join(t.TempDir(), "secret")
+			os.WriteFile(file, []byte(value+"\n"), 0o600)
+			for _, arg := range []string{file, "-"} {
+				fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+				BindFlags(fs, []Setting{s})
+				if err := fs.Parse([]string{"--" + s.Name + "-file", arg}); err != nil {
+					t.Fatal(err)
+				}
+				v, err := LoadWithStdin(fs, func(string) string { return "" }, strings.NewReader(value+"\n"), "", false)
+				if err != nil {
+					t.Fatalf("--%s-file %s: %v", s.Name, arg, err)
+				}
+				if got := v.String(s.Name); got != value {
+					t.Fatalf("--%s-file %s gave %q", s.Name, arg, got)
+				}
+			}
+		})
+	}
+}
