@@ -27,9 +27,14 @@ func notFound(w http.ResponseWriter, rg, typ, name string) {
 func (e *Emulator) armRoot() http.Handler {
 	arm := e.requireBearer(false, http.HandlerFunc(e.serveARM))
 	admin := e.adminHandler()
+	query := e.queryAPIHandler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/_emulator/") {
 			admin.ServeHTTP(w, r)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/v1/apps/") {
+			query.ServeHTTP(w, r)
 			return
 		}
 		arm.ServeHTTP(w, r)
@@ -96,6 +101,8 @@ func (e *Emulator) serveARM(w http.ResponseWriter, r *http.Request) {
 		e.serveWeb(q)
 	case "microsoft.cdn":
 		e.serveCDN(q)
+	case "microsoft.insights":
+		e.serveInsights(q)
 	case "microsoft.dbforpostgresql", "microsoft.dbformysql":
 		e.serveDB(q)
 	default:

@@ -139,15 +139,20 @@ type Emulator struct {
 	ops      map[string]*operation
 	swaps    []SwapRecord
 
-	faults   *Faults
-	reqMu    sync.Mutex
-	reqs     []*requestRecord
-	tokens   atomic.Int64
-	servers  []*http.Server
-	wg       sync.WaitGroup
-	closed   atomic.Bool
-	closeErr error
-	logMu    sync.Mutex
+	faults *Faults
+	reqMu  sync.Mutex
+	reqs   []*requestRecord
+	// served logs what the site hosts served (traffic.go), for the
+	// Application Insights stand-in.
+	served telemetry
+	// appInsights holds the components' annotations (appinsights.go).
+	appInsights insightsStore
+	tokens      atomic.Int64
+	servers     []*http.Server
+	wg          sync.WaitGroup
+	closed      atomic.Bool
+	closeErr    error
+	logMu       sync.Mutex
 }
 
 // Start serves the emulator until Close (ctx only bounds the start itself).

@@ -109,7 +109,7 @@ func (e *Emulator) addSite(ac AppConfig) error {
 			return err
 		}
 		sl.scmHost = kl.Addr().String()
-		e.serve(hl, "site", e.siteHandler(sl))
+		e.serve(hl, "site", e.trafficHandler(sl))
 		e.serve(kl, "scm", e.requireBearer(true, e.kuduHandler(sl)))
 		s.slots[strings.ToLower(n)] = sl
 		s.order = append(s.order, n)
