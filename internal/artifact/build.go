@@ -39,6 +39,10 @@ type Options struct {
 	// WheelDir and PipIndexURL replace PyPI for pip.
 	WheelDir    string
 	PipIndexURL string
+	// Installer is InstallerAuto (uv when found, else pip), InstallerUV or
+	// InstallerPip; UV is uv's path ("" = beside the interpreter, else PATH).
+	Installer string
+	UV        string
 	// Env is the environment manage.py runs with, on top of PATH, HOME and
 	// LANG: the app settings the app will have. The runner's environment is
 	// not passed.
@@ -197,9 +201,18 @@ func Build(ctx context.Context, opt Options, rep progress.Reporter) (*Result, er
 	if err != nil {
 		return nil, err
 	}
-	if opt.DependencyMode == ModeLocal && proj.Requirements != "requirements.txt" {
-		return nil, problem.Usagef("export the dependencies to requirements.txt (e.g. 'uv export > requirements.txt' or 'pip-compile pyproject.toml'), or use dependency-mode remote",
-			"dependency-mode local needs requirements.txt; %s has only pyproject.toml", opt.ProjectDir)
+	if err := refusePyprojectOnly(proj); err != nil {
+		return nil, err
+	}
+	if opt.DependencyMode == ModeRemote {
+		if err := checkServerRequirements(proj); err != nil {
+			return nil, err
+		}
+	}
+	if opt.PipIndexURL != "" && opt.WheelDir == "" {
+		if err := checkIndex(ctx, opt.PipIndexURL); err != nil {
+			return nil, err
+		}
 	}
 	out, err := prepareOut(opt.OutDir, proj)
 	if err != nil {
@@ -219,6 +232,14 @@ func Build(ctx context.Context, opt Options, rep progress.Reporter) (*Result, er
 	py, err := preparePython(ctx, opt, proj, work, rep)
 	if err != nil {
 		return nil, err
+	}
+	// Vendored before manage.py runs: a requirement without a wheel is the
+	// likeliest failure of a local build, and costs nothing to find first.
+	site := filepath.Join(work, "site-packages")
+	if opt.DependencyMode == ModeLocal {
+		if err := vendor(ctx, py, proj, site, opt, rep); err != nil {
+			return nil, err
+		}
 	}
 	djangoVersion := ""
 	staticDir := filepath.Join(out, StaticDir)
@@ -290,10 +311,6 @@ func Build(ctx context.Context, opt Options, rep progress.Reporter) (*Result, er
 	appSettings := map[string]string{"SCM_DO_BUILD_DURING_DEPLOYMENT": "true", "DISABLE_COLLECTSTATIC": "true"}
 	pythonPath := ""
 	if opt.DependencyMode == ModeLocal {
-		site := filepath.Join(work, "site-packages")
-		if err := vendor(ctx, py, proj, site, opt, rep); err != nil {
-			return nil, err
-		}
 		vex := newVendorExcluder()
 		vents, err := collect(site, LocalPackagesDir+"/", vex, rep.Warnf)
 		if err != nil {
@@ -303,8 +320,6 @@ func Build(ctx context.Context, opt Options, rep progress.Reporter) (*Result, er
 		ents = append(ents, vents...)
 		appSettings = map[string]string{"SCM_DO_BUILD_DURING_DEPLOYMENT": "false", "DISABLE_COLLECTSTATIC": "true"}
 		pythonPath = localPythonPath
-	} else if proj.Requirements != "requirements.txt" {
-		rep.Warnf("remote builds on App Service (Oryx) install requirements.txt; this project has only pyproject.toml, so add a requirements.txt or use dependency-mode local")
 	}
 	if err := sortEntries(ents); err != nil {
 		return nil, err
@@ -365,7 +380,7 @@ func preparePython(ctx context.Context, opt Options, proj *Project, work string,
 	}
 	switch {
 	case opt.BuildVenv == "always" || (verr != nil && opt.BuildVenv == "auto"):
-		py, err = makeVenv(ctx, base, proj, filepath.Join(work, "venv"), opt.WheelDir, opt.PipIndexURL, rep)
+		py, err = makeVenv(ctx, base, proj, filepath.Join(work, "venv"), opt, rep)
 		if err != nil {
 			return nil, err
 		}
@@ -447,25 +462,6 @@ func runChecks(ctx context.Context, py *python, proj *Project) ([]Check, error) 
 		return nil, pythonProblem(err, proj, "check --deploy")
 	}
 	return checks, nil
-}
-
-// vendor installs the requirements as App Service wheels into dir.
-func vendor(ctx context.Context, py *python, proj *Project, dir string, opt Options, rep progress.Reporter) error {
-	rep.Infof("vendoring requirements for App Service (Python %s, %s) into %s", opt.PythonVersion, appServicePlatforms[0], LocalPackagesDir)
-	args := []string{"-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--no-compile",
-		"--target", dir, "--python-version", opt.PythonVersion, "--implementation", "cp", "--only-binary=:all:",
-		"--retries", "2", "--timeout", "20"}
-	for _, p := range appServicePlatforms {
-		args = append(args, "--platform", p)
-	}
-	args = append(args, pipIndexArgs(opt.WheelDir, opt.PipIndexURL)...)
-	args = append(args, "-r", proj.Requirements)
-	if _, err := py.run(ctx, "pip install --target", args...); err != nil {
-		return problem.Wrap(err, "every requirement needs a wheel for manylinux x86_64 and CPython "+opt.PythonVersion+
-			" (or a pure-Python wheel): add it to wheel-dir or the index, or use dependency-mode remote",
-			"vendoring %s", proj.Requirements)
-	}
-	return nil
 }
 
 // pythonProblem turns a failed manage.py run into a user-facing failure.

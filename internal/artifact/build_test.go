@@ -273,43 +273,41 @@ func md5b64(data []byte) string {
 	return base64.StdEncoding.EncodeToString(h.Sum(nil))
 }
 
-func TestBuildLocalDependencies(t *testing.T) {
+func TestBuildLocalDependenciesFromWheelDir(t *testing.T) {
 	py := testenv.Python(t)
-	if out, err := exec.Command(py, "-m", "pip", "--version").CombinedOutput(); err != nil {
-		testenv.Missing(t, "pip for "+py, "run 'make deps' (Debian package python3-pip): "+string(out))
-	}
 	project := exampleApp(t)
 	writeFiles(t, project, map[string]string{"requirements.txt": "tinydep==1.0\n"})
 	wheels := t.TempDir()
 	writeWheel(t, filepath.Join(wheels, "tinydep-1.0-py3-none-any.whl"))
 
-	res, err := build(t, py, project, func(o *Options) {
-		o.DependencyMode = ModeLocal
-		o.WheelDir = wheels
-		o.PythonVersion = "3.11"
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := res.Manifest
-	if m.AppSettings["SCM_DO_BUILD_DURING_DEPLOYMENT"] != "false" || m.StartupHint.PythonPath != "/home/site/wwwroot/"+LocalPackagesDir || m.PythonVersion != "3.11" {
-		t.Fatalf("manifest: %+v", m)
-	}
-	entries := zipContents(t, res.ZipPath)
-	if got := string(entries[LocalPackagesDir+"/tinydep/__init__.py"]); got != "VALUE = 42\n" {
-		t.Fatalf("vendored module: %q (entries %v)", got, keys(entries))
-	}
-	for name := range entries {
-		if strings.Contains(name, "__pycache__") || strings.HasSuffix(name, ".pyc") {
-			t.Errorf("vendored bytecode %s", name)
-		}
-	}
+	// Vendored from the folder alone, but without gunicorn and uvicorn the
+	// app could not start: exit 2 with the fix, before anything is written.
+	for _, inst := range []string{InstallerUV, InstallerPip} {
+		t.Run(inst, func(t *testing.T) {
+			if inst == InstallerUV {
+				testUV(t, py)
+			}
+			_, err := build(t, py, project, func(o *Options) {
+				o.DependencyMode = ModeLocal
+				o.WheelDir = wheels
+				o.Installer = inst
+			})
+			if err == nil || problem.ExitCode(err) != problem.ExitUsage {
+				t.Fatalf("want exit 2, got %v", err)
+			}
+			pe, _ := problem.As(err)
+			if !strings.Contains(pe.What, "lacks gunicorn and uvicorn") || !strings.Contains(pe.Fix, "add gunicorn and uvicorn to requirements.txt") {
+				t.Fatalf("message: %s / fix: %s", pe.What, pe.Fix)
+			}
 
-	// A requirement without a wheel fails with pip's words and a fix.
-	writeFiles(t, project, map[string]string{"requirements.txt": "tinydep==1.0\nnot-there==9\n"})
-	_, err = build(t, py, project, func(o *Options) { o.DependencyMode = ModeLocal; o.WheelDir = wheels })
-	if err == nil || problem.ExitCode(err) != problem.ExitFailure || !strings.Contains(err.Error(), "not-there") {
-		t.Fatalf("got %v", err)
+			// A requirement missing from the folder is named, exit 2.
+			writeFiles(t, project, map[string]string{"requirements.txt": "tinydep==1.0\nnot-there==9\n"})
+			defer writeFiles(t, project, map[string]string{"requirements.txt": "tinydep==1.0\n"})
+			_, err = build(t, py, project, func(o *Options) { o.DependencyMode = ModeLocal; o.WheelDir = wheels; o.Installer = inst })
+			if err == nil || problem.ExitCode(err) != problem.ExitUsage || !strings.Contains(err.Error(), "not-there") || !strings.Contains(err.Error(), "wheel-dir") {
+				t.Fatalf("got %v", err)
+			}
+		})
 	}
 }
 

@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/djdeploy/djdeploy/internal/problem"
-	"github.com/djdeploy/djdeploy/internal/progress"
 )
 
 // shimModule is the generated settings module on PYTHONPATH during the
@@ -188,48 +187,6 @@ func (p *python) djangoVersion(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return strings.TrimSpace(tailLines(out, 1)), nil
-}
-
-// pipArgs are the index options shared by every pip install.
-func pipIndexArgs(wheelDir, indexURL string) []string {
-	var a []string
-	if wheelDir != "" {
-		a = append(a, "--no-index", "--find-links", wheelDir)
-	} else if indexURL != "" {
-		a = append(a, "--index-url", indexURL)
-	}
-	return a
-}
-
-// makeVenv creates a virtualenv for running manage.py during the build and
-// installs the requirements into it. It is never shipped.
-func makeVenv(ctx context.Context, base *python, proj *Project, dir, wheelDir, indexURL string, rep progress.Reporter) (*python, error) {
-	rep.Infof("creating a build virtualenv (the interpreter %s cannot import Django)", base.exe)
-	if _, err := base.run(ctx, "python -m venv", "-m", "venv", dir); err != nil {
-		return nil, problem.Wrap(err, "install the venv module (Debian: apt install python3-venv), or set --python to an interpreter that has the requirements",
-			"creating the build virtualenv")
-	}
-	v := &python{exe: filepath.Join(dir, "bin", "python"), dir: base.dir, venv: dir}
-	env := append([]string(nil), base.env...)
-	for i, kv := range env {
-		if strings.HasPrefix(kv, "PATH=") {
-			env[i] = "PATH=" + filepath.Join(dir, "bin") + string(os.PathListSeparator) + kv[len("PATH="):]
-		}
-	}
-	v.env = append(env, "VIRTUAL_ENV="+dir)
-	args := []string{"-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--retries", "2", "--timeout", "20"}
-	args = append(args, pipIndexArgs(wheelDir, indexURL)...)
-	if proj.Requirements == "requirements.txt" {
-		args = append(args, "-r", "requirements.txt")
-	} else {
-		args = append(args, ".")
-	}
-	rep.Infof("installing %s into the build virtualenv", proj.Requirements)
-	if _, err := v.run(ctx, "pip install", args...); err != nil {
-		return nil, problem.Wrap(err, "make the requirements installable (set wheel-dir or pip-index-url when PyPI is unreachable), or set --python to an interpreter that already has them",
-			"installing %s into the build virtualenv", proj.Requirements)
-	}
-	return v, nil
 }
 
 // probeResult is what the probe script reports about the loaded settings.
