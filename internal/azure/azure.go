@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"github.com/djdeploy/djdeploy/internal/redact"
 	"net"
 	"net/http"
 	"net/url"
@@ -184,7 +185,7 @@ func IsLoopbackHost(host string) bool {
 func CheckURL(name, raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return problem.Usagef("give an absolute URL such as https://management.azure.com", "%s %q is not an absolute URL", name, raw)
+		return problem.Usagef("give an absolute URL such as https://management.azure.com", "%s %q is not an absolute URL", name, redact.SAS(raw))
 	}
 	switch u.Scheme {
 	case "https":
@@ -194,9 +195,9 @@ func CheckURL(name, raw string) error {
 			return nil
 		}
 		return problem.Usagef("use https; plain http is allowed only to loopback hosts (emulators)",
-			"%s %s uses plain http to a non-loopback host", name, raw)
+			"%s %s uses plain http to a non-loopback host", name, redact.SAS(raw))
 	}
-	return problem.Usagef("use an https:// URL", "%s %q has unsupported scheme %q", name, raw, u.Scheme)
+	return problem.Usagef("use an https:// URL", "%s %q has unsupported scheme %q", name, redact.SAS(raw), u.Scheme)
 }
 
 // StaticToken is a credential that returns a token the user already holds

@@ -146,6 +146,7 @@ func cases() []tcase {
 		fileCase("string setting given a list", "app: [a, b]\n", 2, []string{"app", "list"}, ""),
 		fileCase("secret in the file: access-token", "access-token: eyJhbGciOi.secret\n", 2, []string{"access-token", "secret"}, "DJDEPLOY_ACCESS_TOKEN"),
 		fileCase("secret in the file: storage connection string", "storage-connection-string: AccountName=x;AccountKey=c2VjcmV0\n", 2, []string{"storage-connection-string", "secret"}, ""),
+		fileCase("blob endpoint with a SAS in the file", "blob-endpoint: https://acct.blob.core.windows.net/?sv=2022&sig="+testSig+"\n", 2, []string{"blob-endpoint", "SAS"}, "DJDEPLOY_BLOB_ENDPOINT"),
 		fileCase("not YAML", "app: [unclosed\n", 2, []string{"djdeploy.yaml"}, ""),
 		fileCase("key given twice", "app: a\napp: b\n", 2, []string{"app"}, ""),
 		fileCase("a list, not a mapping", "- app\n- demo\n", 2, []string{"djdeploy.yaml"}, ""),
@@ -203,7 +204,7 @@ func cases() []tcase {
 		envCase("bool variable given a word", map[string]string{"DJDEPLOY_NO_ROLLBACK": "maybe"}, 2, []string{"DJDEPLOY_NO_ROLLBACK"}, "true or false"),
 		envCase("credential kind that does not exist", map[string]string{"DJDEPLOY_CREDENTIAL": "kerberos"}, 2, []string{"kerberos"}, "access-token"),
 		envCase("plain http to a non-loopback ARM", map[string]string{"DJDEPLOY_ARM_ENDPOINT": "http://management.example.com"}, 2, []string{"plain http"}, "https"),
-		envCase("plain http to a non-loopback Blob endpoint", map[string]string{"AZURE_STORAGE_CONNECTION_STRING": "-", "DJDEPLOY_BLOB_ENDPOINT": "http://storage.example.com/?sv=2022&sig=abc"}, 2, []string{"http"}, ""),
+		envCase("plain http to a non-loopback Blob endpoint", map[string]string{"AZURE_STORAGE_CONNECTION_STRING": "-", "DJDEPLOY_BLOB_ENDPOINT": "http://storage.example.com/?sv=2022&se=2031-01-01&sig=" + testSig}, 2, []string{"http", "sig=REDACTED"}, ""),
 		envCase("ca-file that does not exist", map[string]string{"DJDEPLOY_CA_FILE": "/nonexistent/ca.pem"}, 2, []string{"ca-file"}, ""),
 		{"environment", "ca-file that holds no certificate", 2, []string{"ca-file", "PEM"}, "", func(t *testing.T, w *world, dir string) call {
 			p := filepath.Join(dir, "..", "not-a-ca.pem")
@@ -290,6 +291,7 @@ func cases() []tcase {
 		ciCase("github", "required input missing", map[string]string{"INPUT_APP": "-"}, 2, []string{"app"}, nil),
 		ciCase("github", "int input given a word", map[string]string{"INPUT_WORKERS": "abc"}, 2, []string{"workers"}, nil),
 		ciCase("github", "slot input naming production", map[string]string{"INPUT_SLOT": "production"}, 2, []string{"production"}, nil),
+		ciCase("github", "blob endpoint with a SAS over plain http", map[string]string{"AZURE_STORAGE_CONNECTION_STRING": "-", "INPUT_STORAGE-CONNECTION-STRING": "-", "INPUT_BLOB-ENDPOINT": "http://storage.example.com/?sv=2022&sig=" + testSig}, 2, []string{"blob-endpoint", "plain http"}, nil),
 		ciCase("github", "outside GitHub Actions", map[string]string{"GITHUB_ACTIONS": "-"}, 2, []string{"GITHUB_ACTIONS"}, nil),
 		ciCase("github", "unknown key in the project's djdeploy.yaml", nil, 2, []string{"apps"}, func(t *testing.T, dir string) {
 			writeFile(t, filepath.Join(dir, yamlFile), "apps: demo-app\n")
@@ -314,6 +316,13 @@ func (f *fakeARM) noWrites() []string {
 	}
 	return nil
 }
+
+// testSig is a SAS signature the cases give; neverPrinted lists it and the
+// other secrets the cases pass, which no output may contain (apart from
+// the CI's own mask commands, which must).
+const testSig = "c2lnLWZyb20tdGhlLWNhdGFsb2d1ZQ%3D%3D"
+
+var neverPrinted = []string{testSig, "c2lnLWZyb20tdGhlLWNhdGFsb2d1ZQ==", "argv-token", "YXJndg=="}
 
 var internals = regexp.MustCompile(`goroutine \d|panic:|\.go:\d+|runtime\.|\[recovered\]`)
 
@@ -360,6 +369,16 @@ func problems(tc tcase, c call, r result) []string {
 		p = append(p, "exit code is not the expected one")
 	}
 	all := r.stdout + r.stderr
+	for _, l := range strings.Split(all, "\n") {
+		if strings.HasPrefix(l, "::add-mask::") || strings.HasPrefix(l, "##vso[task.setsecret]") {
+			continue
+		}
+		for _, sec := range neverPrinted {
+			if strings.Contains(l, sec) {
+				p = append(p, "output shows a secret the case passed: "+sec)
+			}
+		}
+	}
 	if internals.MatchString(all) {
 		p = append(p, "output shows Go internals: "+internals.FindString(all))
 	}

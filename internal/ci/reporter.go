@@ -7,6 +7,7 @@ package ci
 
 import (
 	"fmt"
+	"github.com/djdeploy/djdeploy/internal/redact"
 	"strings"
 	"sync"
 	"time"
@@ -81,14 +82,14 @@ func (r *Reporter) Mask(secret string) {
 func (r *Reporter) Infof(format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.log.Info(fmt.Sprintf(format, args...))
+	r.log.Info(redact.SAS(fmt.Sprintf(format, args...)))
 }
 
 // Warnf records a warning.
 func (r *Reporter) Warnf(format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.log.Warn(fmt.Sprintf(format, args...))
+	r.log.Warn(redact.SAS(fmt.Sprintf(format, args...)))
 }
 
 // Count prints progress at most every Interval, and at the end.

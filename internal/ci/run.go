@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/djdeploy/djdeploy/internal/redact"
 	"strings"
 	"time"
 
@@ -22,7 +23,7 @@ func Finish(r *report.Release, err error, started time.Time) *report.Release {
 	if err != nil {
 		r.Outcome = report.Failed
 		if r.Error == "" {
-			r.Error = err.Error()
+			r.Error = redact.SAS(err.Error())
 		}
 	}
 	return r
@@ -42,7 +43,7 @@ func FailureMessage(err error) string {
 	if fix != "" {
 		msg += "\nfix: " + fix
 	}
-	return msg
+	return redact.SAS(msg)
 }
 
 // PreviewMarker identifies djdeploy's preview comment (a thread in Azure

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"github.com/djdeploy/djdeploy/internal/redact"
 	"io"
 	"net/http"
 	"strings"
@@ -103,7 +104,7 @@ type redactWriter struct {
 func (r *redactWriter) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := string(p)
+	s := redact.SAS(string(p))
 	for _, sec := range r.secrets {
 		if len(sec) >= 4 {
 			s = strings.ReplaceAll(s, sec, "***")

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/djdeploy/djdeploy/internal/redact"
 	"io"
 	"os"
 	"path/filepath"
@@ -128,13 +129,13 @@ func renderError(w io.Writer, err error) {
 	if p, ok := problem.As(err); ok {
 		// err, not p: the context wrapped around a problem (a release's
 		// "static-sync step: ") says where it happened.
-		fmt.Fprintf(w, "error: %s\n", err.Error())
+		fmt.Fprintf(w, "error: %s\n", redact.SAS(err.Error()))
 		if p.Fix != "" {
-			fmt.Fprintf(w, "  fix: %s\n", p.Fix)
+			fmt.Fprintf(w, "  fix: %s\n", redact.SAS(p.Fix))
 		}
 		return
 	}
-	fmt.Fprintf(w, "error: %s\n", err.Error())
+	fmt.Fprintf(w, "error: %s\n", redact.SAS(err.Error()))
 }
 
 // classify turns cobra's own argument errors into usage errors (exit 2).

@@ -1,5 +1,7 @@
 package settings
 
+import "github.com/djdeploy/djdeploy/internal/redact"
+
 // The settings shared by several capabilities. Each capability declares the
 // rest in its own decl_<capability>.go. A setting lists only the commands it
 // changes something for: static never calls Resource Manager, so it takes
@@ -51,8 +53,9 @@ func init() {
 		Setting{Name: "storage-connection-string", Env: "AZURE_STORAGE_CONNECTION_STRING", Group: "Static files", Secret: true,
 			Description: "storage connection string (account key or SAS), for emulators and accounts without Entra ID access",
 			Commands:    []string{"static"}},
-		Setting{Name: "blob-endpoint", Group: "Static files", Description: "Blob service URL (default: https://<storage-account>.blob.<cloud suffix>/)",
-			Commands: []string{"static"}},
+		Setting{Name: "blob-endpoint", Group: "Static files", SecretParts: redact.SASSecrets,
+			Description: "Blob service URL (default: https://<storage-account>.blob.<cloud suffix>/); one carrying a SAS token is a secret: give it in the environment, never in djdeploy.yaml",
+			Commands:    []string{"static"}},
 		Setting{Name: "static-container", Group: "Static files", Default: "static", Description: "Blob container for the static files",
 			Commands: []string{"static"}},
 		Setting{Name: "static-prefix", Group: "Static files", Description: "folder (blob name prefix) inside the container, e.g. static/",

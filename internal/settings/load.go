@@ -297,6 +297,10 @@ func ParseFile(path string, data []byte) (map[string]string, error) {
 			return nil, problem.Usagef("pass it through the environment variable "+s.EnvName()+" or your CI's secret store",
 				"%s line %d: %s is a secret and must not be stored in a file", path, k.Line, name)
 		}
+		if v.Kind == yaml.ScalarNode && len(s.SecretsIn(v.Value)) > 0 {
+			return nil, problem.Usagef("pass it through the environment variable "+s.EnvName()+" or your CI's secret store (or use storage-account with Entra ID sign-in)",
+				"%s line %d: %s carries a secret (a SAS token) and must not be stored in a file", path, k.Line, name)
+		}
 		if first, dup := seen[name]; dup {
 			return nil, problem.Usagef("keep one of the two lines", "%s line %d: %s is set twice (first on line %d)", path, k.Line, name, first)
 		}
@@ -418,11 +422,7 @@ func (v *Values) Require(names ...string) error {
 func (v *Values) Secrets() []string {
 	var out []string
 	for _, s := range All() {
-		if s.Secret {
-			if raw := v.String(s.Name); raw != "" {
-				out = append(out, raw)
-			}
-		}
+		out = append(out, s.SecretsIn(v.String(s.Name))...)
 	}
 	return out
 }

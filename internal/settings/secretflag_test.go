@@ -61,3 +61,35 @@ func TestSecretFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestBlobEndpointSAS: a blob endpoint carrying a SAS is a credential. It
+// was accepted from djdeploy.yaml and never masked; it is now refused in the
+// file (without repeating it) and its URL, query and signature are among
+// the values masked, while a plain endpoint stays an ordinary setting.
+func TestBlobEndpointSAS(t *testing.T) {
+	const sig = "c2lnbmF0dXJlLXZhbHVl%2Bx%3D"
+	u := "https://acct.blob.core.windows.net/?sv=2022-11-02&sp=rwl&se=2031-01-01&sig=" + sig
+	_, err := ParseFile("djdeploy.yaml", []byte("blob-endpoint: "+u+"\n"))
+	p, ok := problem.As(err)
+	if !ok || !p.Usage || !strings.Contains(p.What, "SAS") || !strings.Contains(p.Fix, "DJDEPLOY_BLOB_ENDPOINT") || strings.Contains(err.Error(), sig) {
+		t.Fatalf("SAS endpoint in the file: %v", err)
+	}
+	if _, err := ParseFile("djdeploy.yaml", []byte("blob-endpoint: https://acct.blob.core.windows.net/\n")); err != nil {
+		t.Fatalf("a plain endpoint in the file: %v", err)
+	}
+	v, err := Load(nil, func(k string) string {
+		if k == "DJDEPLOY_BLOB_ENDPOINT" {
+			return u
+		}
+		return ""
+	}, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(v.Secrets(), "\n")
+	for _, want := range []string{u, sig, "c2lnbmF0dXJlLXZhbHVl+x="} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Secrets() lacks %q: %q", want, got)
+		}
+	}
+}

@@ -78,6 +78,26 @@ type Setting struct {
 	// shell line on App Service; a second line would be run, or dropped,
 	// without the user seeing it).
 	OneLine bool
+	// SecretParts, when set, returns the parts of a value that are secret
+	// (nil when it holds none): a blob endpoint is a plain URL until it
+	// carries a SAS. Such a value is masked like a secret and refused in
+	// djdeploy.yaml.
+	SecretParts func(raw string) []string
+}
+
+// SecretsIn returns what of raw must be masked: all of it for a secret
+// setting, else the parts SecretParts finds.
+func (s Setting) SecretsIn(raw string) []string {
+	raw = strings.TrimSpace(raw)
+	switch {
+	case raw == "":
+		return nil
+	case s.Secret:
+		return []string{raw}
+	case s.SecretParts != nil:
+		return s.SecretParts(raw)
+	}
+	return nil
 }
 
 // Range describes Min..Max for messages and docs ("1 to 256", "1s to 24h"),

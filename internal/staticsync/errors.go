@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/djdeploy/djdeploy/internal/redact"
 	"net"
 	"regexp"
 	"strings"
@@ -114,7 +115,7 @@ func redactAll(s string, secrets []string) string {
 		}
 	}
 	s = accountKey.ReplaceAllString(s, "$1=REDACTED")
-	return sigParam.ReplaceAllString(s, "$1=REDACTED")
+	return redact.SAS(sigParam.ReplaceAllString(s, "$1=REDACTED"))
 }
 
 // Redact removes SAS signatures and account keys from s; front ends use it

@@ -50,8 +50,8 @@ func Run(ctx context.Context, o Options, run RunFunc) int {
 	rep := ci.NewReporter(log)
 
 	for _, s := range settings.All() {
-		if s.Secret {
-			rep.Mask(getenv(s.EnvName()))
+		for _, sec := range s.SecretsIn(getenv(s.EnvName())) {
+			rep.Mask(sec)
 		}
 	}
 	for _, k := range runtimeSecrets {

@@ -59,9 +59,8 @@ func Run(ctx context.Context, o Options, run RunFunc) int {
 
 	// Masks first: before an error message or a setting can be printed.
 	for _, s := range settings.All() {
-		if s.Secret {
-			rep.Mask(getenv(InputEnv(s.Name)))
-			rep.Mask(getenv(s.EnvName()))
+		for _, sec := range append(s.SecretsIn(getenv(InputEnv(s.Name))), s.SecretsIn(getenv(s.EnvName()))...) {
+			rep.Mask(sec)
 		}
 	}
 	for _, k := range runtimeSecrets {

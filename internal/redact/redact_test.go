@@ -1,0 +1,30 @@
+package redact
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestSAS(t *testing.T) {
+	const sig = "kP3%2Bq0r%2Fz9ZQ1xYv2wQ%3D"
+	for _, tc := range []struct{ in, want string }{
+		{"https://acct.blob.core.windows.net/?sv=2022-11-02&ss=b&srt=co&sp=rwdlac&se=2030-01-01T00:00:00Z&st=2024-01-01T00:00:00Z&spr=https&sig=" + sig,
+			"https://acct.blob.core.windows.net/?sv=REDACTED&ss=REDACTED&srt=REDACTED&sp=REDACTED&se=REDACTED&st=REDACTED&spr=REDACTED&sig=REDACTED"},
+		{`blob-endpoint "http://storage.example.com/?sv=2022&SIG=abc" uses plain http`, `blob-endpoint "http://storage.example.com/?sv=REDACTED&SIG=REDACTED" uses plain http`},
+		{"BlobEndpoint=https://a/;SharedAccessSignature=sv=2022&sig=abc", "BlobEndpoint=https://a/;SharedAccessSignature=sv=REDACTED&sig=REDACTED"},
+		{"https://example.com/page?q=search&page=2", "https://example.com/page?q=search&page=2"},
+		{"no url here", "no url here"},
+	} {
+		if got := SAS(tc.in); got != tc.want {
+			t.Errorf("SAS(%q)\n = %q\nwant %q", tc.in, got, tc.want)
+		}
+	}
+	u := "https://acct.blob.core.windows.net/?sv=2022&sig=" + sig
+	got := SASSecrets(u)
+	if len(got) != 4 || got[0] != u || got[2] != sig || !strings.Contains(got[3], "+") {
+		t.Errorf("SASSecrets = %q", got)
+	}
+	if SASSecrets("https://acct.blob.core.windows.net/") != nil || HasSAS("https://x/?q=1") {
+		t.Error("a URL without a SAS counted as secret")
+	}
+}
