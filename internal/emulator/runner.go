@@ -431,7 +431,10 @@ func (e *Emulator) startInstance(sl *slot, dir, release string, failRuntime bool
 	case failRuntime:
 		args = []string{"/bin/sh", "-c", `echo "emulator fault: the app was made to fail at start (FailNextDeployment AtRuntime)" >&2; exit 3`}
 	case command != "":
-		args = []string{"/bin/sh", "-c", command}
+		// App Service runs the app from /home/site/wwwroot; startup commands
+		// name it (local dependency mode's PYTHONPATH does), so it stands
+		// for this release's folder here.
+		args = []string{"/bin/sh", "-c", strings.ReplaceAll(command, "/home/site/wwwroot", dir)}
 	default:
 		mod, err := findASGI(dir)
 		if err != nil {
