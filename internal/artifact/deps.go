@@ -145,6 +145,7 @@ func vendor(ctx context.Context, py *python, proj *Project, dir string, opt Opti
 	if err != nil {
 		return in.problem(ctx, py, out, err, true)
 	}
+	_ = os.Remove(filepath.Join(dir, ".lock")) // uv's lock on the target folder, not a package
 	return checkServer(vendoredDists(dir), LocalPackagesDir+" (the vendored packages)", proj)
 }
 
