@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/djdeploy/djdeploy/internal/redact"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -422,6 +423,11 @@ func preparePython(ctx context.Context, opt Options, proj *Project, work string,
 	appEnv["PYTHONUNBUFFERED"] = "1"
 	appEnv["DJDEPLOY_BUILD"] = "1"
 	py.env = envList(appEnv)
+	// A traceback or a check message may quote a setting's value (Django
+	// prints the offending value); the build-env values must not reach a
+	// log, where CI does not know to mask them.
+	py.hide = redact.Maskable(opt.Env)
+	progress.Mask(rep, py.hide...)
 	return py, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/djdeploy/djdeploy/internal/redact"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,6 +33,7 @@ type python struct {
 	dir  string   // working directory: the project
 	env  []string // full environment of the child
 	venv string   // build virtualenv, if one was made
+	hide []string // values replaced by *** in everything the child prints
 }
 
 // runError is a failed Python run with the tail of its output.
@@ -94,17 +96,18 @@ func (p *python) run(ctx context.Context, what string, args ...string) (string, 
 	out := &limitedBuffer{max: 256 << 10}
 	cmd.Stdout, cmd.Stderr = out, out
 	err := cmd.Run()
+	text := redact.Values(out.String(), p.hide)
 	if ctx.Err() != nil {
-		return out.String(), ctx.Err()
+		return text, ctx.Err()
 	}
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return out.String(), &runError{what: what, code: ee.ExitCode(), tail: tailLines(out.String(), 25)}
+			return text, &runError{what: what, code: ee.ExitCode(), tail: tailLines(text, 25)}
 		}
-		return out.String(), fmt.Errorf("running %s: %w", p.exe, err)
+		return text, fmt.Errorf("running %s: %w", p.exe, err)
 	}
-	return out.String(), nil
+	return text, nil
 }
 
 // baseEnv is the little of the runner's environment a build passes on.

@@ -1,8 +1,12 @@
 package harness
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -71,6 +75,7 @@ func secretValues(t *testing.T, s *shared, gh *fakeGitHub, ado *fakeADO) (bySett
 	sec.add(t, "ACTIONS_ID_TOKEN_REQUEST_TOKEN", gh.reqToken)
 	sec.add(t, "GitHub OIDC ID token", gh.idToken)
 	sec.add(t, "Azure Pipelines OIDC token", ado.idToken)
+	sec.add(t, "the emulator's admin secret", s.emu.AdminSecret())
 	return bySetting, sec
 }
 
@@ -98,6 +103,13 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		scanFiles(t, s.emu.StateDir(), sec)
 	}
 
+	// An app setting on the slot that the pre-swap command prints, and a
+	// build-env value: neither is a djdeploy secret, both are the app's.
+	slotSecret, buildSecret := randomSecret("slot-db-password-"), randomSecret("build-env-secret-")
+	sec.add(t, "a slot app setting", slotSecret)
+	sec.add(t, "a build-env value", buildSecret)
+	setSlotSetting(t, s, "SLOT_DB_PASSWORD", slotSecret)
+
 	t.Run("github-success", func(t *testing.T) {
 		ws := e2e.Project(t, "workspace")
 		e2e.Edit(t, ws, "pages/templates/pages/home.html", "Hello from Django on App Service", "Hello, secrets scan")
@@ -106,6 +118,8 @@ func TestSecretsNeverPrinted(t *testing.T) {
 			in[k] = v
 		}
 		in["credential"] = "access-token"
+		in["pre-swap-command"] = `echo "pre-swap sees $SLOT_DB_PASSWORD"`
+		in["build-env"] = "BUILD_SECRET=" + buildSecret
 		extra := map[string]string{}
 		for k, v := range runtime {
 			extra[k] = v
@@ -118,10 +132,13 @@ func TestSecretsNeverPrinted(t *testing.T) {
 			t.Errorf("production serves %q, the outputs say %q", got, r.outputs["release-id"])
 		}
 		masks := leaks(t, "stdout", r.Stdout, sec, true)
-		for _, name := range []string{"setting access-token", "setting storage-connection-string", "setting github-token", "setting azure-devops-token", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"} {
+		for _, name := range []string{"setting access-token", "setting storage-connection-string", "setting github-token", "setting azure-devops-token", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "a slot app setting", "a build-env value"} {
 			if !containsString(masks, sec[name]) {
 				t.Errorf("%s is not masked with ::add-mask::", name)
 			}
+		}
+		if !strings.Contains(r.Stdout, "pre-swap sees ***") {
+			t.Errorf("the pre-swap command's output is not shown with the app setting hidden:\n%s", r.Stdout)
 		}
 		leaks(t, "stderr", r.Stderr, sec, false)
 		leaks(t, "GITHUB_OUTPUT", r.output, sec, false)
@@ -249,6 +266,97 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		leaks(t, "stderr", r.Stderr, sec, false)
 		scanLog(t)
 	})
+}
+
+// TestSecretsNeverPrintedOnRefusal (issue 17): the paths that refuse
+// before a release starts print no secret either: a secret given as a flag,
+// a SAS blob endpoint in the Action (masked, then refused), and a build
+// whose settings module fails with a build-env value in its traceback.
+func TestSecretsNeverPrintedOnRefusal(t *testing.T) {
+	s := fixture(t)
+	gh := newFakeGitHub(t, "octo/shop")
+	_, sec := secretValues(t, s, gh, newFakeADO(t))
+
+	t.Run("secret flag", func(t *testing.T) {
+		env := baseEnv(t.TempDir())
+		r := s.run(t, t.TempDir(), env, "release", "--access-token", s.emu.Token())
+		if r.Code != 2 || !strings.Contains(r.Stderr, "DJDEPLOY_ACCESS_TOKEN") {
+			t.Fatalf("--access-token on the command line: want exit 2 naming the variable: %s", r)
+		}
+		leaks(t, "stderr", r.Stderr, sec, false)
+		leaks(t, "stdout", r.Stdout, sec, false)
+	})
+
+	t.Run("github SAS blob endpoint", func(t *testing.T) {
+		sas := "sv=2022-11-02&sp=rwdl&se=2031-01-01T00:00:00Z&sig=" + randomSecret("sas%2Bsig")
+		endpoint := "http://storage.example.com/?" + sas
+		sec := maps(sec)
+		sec.add(t, "the SAS blob endpoint", endpoint)
+		sec.add(t, "the SAS", sas)
+		in := releaseSettings(s)
+		delete(in, "storage-connection-string")
+		in["blob-endpoint"] = endpoint
+		in["access-token"] = s.emu.Token()
+		r := githubStep(t, s, gh, e2e.Project(t, "workspace"), in, nil)
+		if r.Code != 2 || !strings.Contains(r.Stdout, "plain http") {
+			t.Fatalf("a SAS endpoint over plain http: want exit 2: %s", r)
+		}
+		masks := leaks(t, "stdout", r.Stdout, sec, true)
+		// The command escapes % as %25, as GitHub's toolkit does.
+		if !containsString(masks, strings.ReplaceAll(endpoint, "%", "%25")) {
+			t.Errorf("the SAS endpoint is not masked with ::add-mask:: (masks %q)", masks)
+		}
+		leaks(t, "stderr", r.Stderr, sec, false)
+		leaks(t, "GITHUB_OUTPUT", r.output, sec, false)
+		leaks(t, "the step summary", r.summary, sec, false)
+	})
+
+	t.Run("build traceback", func(t *testing.T) {
+		value := randomSecret("build-env-in-a-traceback-")
+		sec := maps(sec)
+		sec.add(t, "the build-env value", value)
+		dir := e2e.Project(t, "workspace")
+		settingsFile := filepath.Join(dir, "mysite", "settings.py")
+		writeFile(t, settingsFile, readFile(t, settingsFile)+"\nimport os\nraise RuntimeError('bad key ' + os.environ['API_KEY'])\n")
+		env := baseEnv(t.TempDir())
+		r := s.run(t, dir, env, "build", "--project", dir, "--python", s.py, "--out", t.TempDir(), "--build-env", "API_KEY="+value)
+		if r.Code != 1 || !strings.Contains(r.Stderr, "bad key ***") {
+			t.Fatalf("a settings module that fails quoting a build-env value: want exit 1 with the value hidden: %s", r)
+		}
+		leaks(t, "stderr", r.Stderr, sec, false)
+		leaks(t, "stdout", r.Stdout, sec, false)
+	})
+}
+
+// setSlotSetting adds one app setting to the release slot through ARM, as
+// an operator would in the portal.
+func setSlotSetting(t *testing.T, s *shared, name, value string) {
+	t.Helper()
+	e := s.emu.Env()
+	app, slot := e["DJDEPLOY_APP"], e["DJDEPLOY_SLOT"]
+	settings := map[string]string{}
+	for _, a := range s.emu.State().Apps {
+		for _, sl := range a.Slots {
+			if a.Name == app && sl.Name == slot {
+				settings = sl.AppSettings
+			}
+		}
+	}
+	settings[name] = value
+	body, _ := json.Marshal(map[string]any{"properties": settings})
+	u := fmt.Sprintf("%s/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Web/sites/%s/slots/%s/config/appsettings?api-version=2023-12-01",
+		s.emu.ARMEndpoint(), s.emu.Subscription(), e["DJDEPLOY_RESOURCE_GROUP"], app, slot)
+	req, _ := http.NewRequest(http.MethodPut, u, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+s.emu.Token())
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("setting %s on the slot: %s", name, resp.Status)
+	}
 }
 
 func maps(s secrets) secrets {

@@ -21,6 +21,22 @@ type Reporter interface {
 	Count(what string, done, total int64)
 }
 
+// Masker is a Reporter that can hide values in everything it prints later
+// (a CI log registers them with the runner: ::add-mask::, task.setsecret).
+type Masker interface {
+	Mask(value string)
+}
+
+// Mask hides values in rep's later output when rep can (a CI reporter); a
+// plain terminal reporter cannot, so callers also redact what they print.
+func Mask(rep Reporter, values ...string) {
+	if m, ok := rep.(Masker); ok {
+		for _, v := range values {
+			m.Mask(v)
+		}
+	}
+}
+
 // Discard drops everything.
 var Discard Reporter = discard{}
 

@@ -70,3 +70,66 @@ func SASSecrets(raw string) []string {
 	}
 	return out
 }
+
+// MinMasked is the shortest value Maskable picks: shorter ones ("true",
+// "1", "prod") would hide ordinary words all over a log and protect
+// nothing a guess would not find.
+const MinMasked = 8
+
+// Maskable returns the values of an environment (app settings, build-env)
+// that output must not show: every value of MinMasked characters or more,
+// except public http(s) URLs (no user info, no query: a STATIC_URL or a
+// CDN host, which djdeploy prints on purpose). Values of any other shape,
+// a key, a password, a postgres:// URL with credentials, are masked
+// whatever their name, since a name rarely says a value is public. The
+// exceptions are the few names App Service, Python and djdeploy define as
+// configuration (publicName), whose values a traceback or a report must
+// show to be understood.
+func Maskable(env map[string]string) []string {
+	var out []string
+	for k, v := range env {
+		v = strings.TrimSpace(v)
+		if len(v) < MinMasked || publicURL(v) || publicName(k) {
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// publicName: settings defined by App Service (WEBSITE_*, SCM_*), Python,
+// Django's settings module and djdeploy's own (release id).
+func publicName(k string) bool {
+	k = strings.ToUpper(k)
+	switch k {
+	case "DJANGO_SETTINGS_MODULE", "PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "ENABLE_ORYX_BUILD", "PATH", "HOME", "LANG":
+		return true
+	}
+	return strings.HasPrefix(k, "WEBSITE_") || strings.HasPrefix(k, "SCM_") || strings.HasPrefix(k, "DJDEPLOY_")
+}
+
+func publicURL(v string) bool {
+	u, err := url.Parse(v)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.User == nil && u.RawQuery == "" && !strings.ContainsAny(v, " \t")
+}
+
+// Values replaces each of values in s with ***, longest first (so a value
+// that contains another is hidden whole).
+func Values(s string, values []string) string {
+	vs := append([]string(nil), values...)
+	sortByLenDesc(vs)
+	for _, v := range vs {
+		if len(v) >= MinMasked {
+			s = strings.ReplaceAll(s, v, "***")
+		}
+	}
+	return s
+}
+
+func sortByLenDesc(vs []string) {
+	for i := 1; i < len(vs); i++ {
+		for j := i; j > 0 && len(vs[j]) > len(vs[j-1]); j-- {
+			vs[j], vs[j-1] = vs[j-1], vs[j]
+		}
+	}
+}

@@ -28,3 +28,28 @@ func TestSAS(t *testing.T) {
 		t.Error("a URL without a SAS counted as secret")
 	}
 }
+
+func TestMaskable(t *testing.T) {
+	env := map[string]string{
+		"SECRET_KEY":             "django-insecure-abcdefgh",
+		"DATABASE_URL":           "postgres://app:hunter22@db.example.com/app",
+		"STATIC_URL":             "https://cdn.example.net/static/",
+		"DEBUG":                  "false",
+		"DJANGO_SETTINGS_MODULE": "mysite.settings",
+		"SAS_URL":                "https://a.blob.core.windows.net/?sig=x",
+	}
+	got := strings.Join(Maskable(env), "\n")
+	for _, want := range []string{"django-insecure-abcdefgh", "postgres://app:hunter22@db.example.com/app", "https://a.blob.core.windows.net/?sig=x"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Maskable misses %q", want)
+		}
+	}
+	for _, not := range []string{"https://cdn.example.net/static/", "false", "mysite.settings"} {
+		if strings.Contains(got, not) {
+			t.Errorf("Maskable picks %q", not)
+		}
+	}
+	if s := Values("key=django-insecure-abcdefgh!", Maskable(env)); s != "key=***!" {
+		t.Errorf("Values: %q", s)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/djdeploy/djdeploy/internal/redact"
 	"io"
 	"net/http"
 	"os"
@@ -469,10 +470,16 @@ func (r *runner) preSwapCI(ctx context.Context) (string, error) {
 	if r.art.Manifest != nil && r.opt.Build.Python != "" {
 		env = append(env, "PYTHON="+r.opt.Build.Python)
 	}
+	// The command runs with the slot's app settings (a database password,
+	// SECRET_KEY); what it prints is shown only with their values hidden,
+	// and a CI log is told to mask them too.
+	hide := redact.Maskable(appEnv)
+	hide = append(hide, redact.Maskable(r.opt.ExtraSettings)...)
+	progress.Mask(r.rep, hide...)
 	c := exec.CommandContext(ctx, "sh", "-c", cmdline)
 	c.Dir, c.Env = dir, env
 	out, err := c.CombinedOutput()
-	tail := tailLines(string(out), 15)
+	tail := redact.SAS(redact.Values(tailLines(string(out), 15), hide))
 	for _, l := range strings.Split(strings.TrimSpace(tail), "\n") {
 		if l != "" {
 			r.rep.Infof("  | %s", l)

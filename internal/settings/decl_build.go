@@ -1,5 +1,28 @@
 package settings
 
+import (
+	"strings"
+
+	"github.com/djdeploy/djdeploy/internal/redact"
+)
+
+// buildEnvValues are the build-env values to mask in output (redact.Maskable
+// picks them): KEY=VALUE items, where an item without "=" continues the
+// previous value, as djdeploy build reads them.
+func buildEnvValues(raw string) []string {
+	env := map[string]string{}
+	last := ""
+	for _, it := range strings.FieldsFunc(raw, func(r rune) bool { return r == ',' || r == '\n' }) {
+		it = strings.TrimSpace(it)
+		if k, v, ok := strings.Cut(it, "="); ok && k != "" && !strings.ContainsAny(k, " \t") {
+			env[k], last = v, k
+		} else if last != "" {
+			env[last] += "," + it
+		}
+	}
+	return redact.Maskable(env)
+}
+
 // Settings of `djdeploy build` (package artifact). project, python and
 // python-version are shared and live in decl_core.go.
 func init() {
@@ -23,7 +46,7 @@ func init() {
 		Setting{Name: "pip-index-url", Group: "Build",
 			Description: "package index to install from instead of PyPI (pip --index-url), e.g. an Azure Artifacts feed",
 			Commands:    build},
-		Setting{Name: "build-env", Kind: List, Group: "Build",
+		Setting{Name: "build-env", Kind: List, Group: "Build", MaskParts: buildEnvValues,
 			Description: "KEY=VALUE environment of manage.py during the build: the app settings the app will run with (e.g. STATIC_URL=https://cdn.example.net/static/); the runner's environment is not passed",
 			Commands:    build},
 		Setting{Name: "fail-on-check", Kind: Bool, Group: "Build",

@@ -297,7 +297,7 @@ func ParseFile(path string, data []byte) (map[string]string, error) {
 			return nil, problem.Usagef("pass it through the environment variable "+s.EnvName()+" or your CI's secret store",
 				"%s line %d: %s is a secret and must not be stored in a file", path, k.Line, name)
 		}
-		if v.Kind == yaml.ScalarNode && len(s.SecretsIn(v.Value)) > 0 {
+		if v.Kind == yaml.ScalarNode && s.SecretParts != nil && len(s.SecretParts(v.Value)) > 0 {
 			return nil, problem.Usagef("pass it through the environment variable "+s.EnvName()+" or your CI's secret store (or use storage-account with Entra ID sign-in)",
 				"%s line %d: %s carries a secret (a SAS token) and must not be stored in a file", path, k.Line, name)
 		}

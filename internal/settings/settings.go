@@ -83,6 +83,10 @@ type Setting struct {
 	// carries a SAS. Such a value is masked like a secret and refused in
 	// djdeploy.yaml.
 	SecretParts func(raw string) []string
+	// MaskParts, when set, returns parts of a value to mask in output that
+	// are fine in djdeploy.yaml (build-env values such as SECRET_KEY are
+	// what the app will run with: a log must not show them).
+	MaskParts func(raw string) []string
 }
 
 // SecretsIn returns what of raw must be masked: all of it for a secret
@@ -96,6 +100,8 @@ func (s Setting) SecretsIn(raw string) []string {
 		return []string{raw}
 	case s.SecretParts != nil:
 		return s.SecretParts(raw)
+	case s.MaskParts != nil:
+		return s.MaskParts(raw)
 	}
 	return nil
 }
