@@ -259,14 +259,10 @@ func (e *Emulator) purge(q *armReq, ep *cdnEndpoint) {
 	q.w.WriteHeader(http.StatusAccepted)
 }
 
-// cacheKey is the request path without query: Front Door's purge is case-
-// and query-insensitive, classic CDN's ignores the query string.
-func (ep *cdnEndpoint) cacheKey(p string) string {
-	if ep.profile.afd {
-		return strings.ToLower(p)
-	}
-	return p
-}
+// cacheKey is the request path without query, case kept: the origin (Blob
+// Storage) tells /Case.css from /case.css, so the cache must too. Only a
+// Front Door purge matches case-insensitively (covers).
+func (ep *cdnEndpoint) cacheKey(p string) string { return p }
 
 // evict removes what the purge paths cover and returns how many entries went.
 //   - "/*" everything; "/dir/*" everything under /dir/;
@@ -292,7 +288,11 @@ func (ep *cdnEndpoint) covers(purge, key string) bool {
 	if i := strings.IndexByte(purge, '?'); i >= 0 {
 		purge = purge[:i]
 	}
-	purge = ep.cacheKey(purge)
+	if ep.profile.afd {
+		// Front Door's purge is case-insensitive: /Case.css purges
+		// /case.css too.
+		purge, key = strings.ToLower(purge), strings.ToLower(key)
+	}
 	if purge == "/*" {
 		return true
 	}

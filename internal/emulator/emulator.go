@@ -97,6 +97,14 @@ type Config struct {
 	// StartTimeout bounds how long an app may take to answer HTTP after a
 	// deployment before the deployment is RuntimeFailed (0 = 90s).
 	StartTimeout time.Duration
+	// MaxUnpackedBytes and MaxEntries bound what Kudu extracts from one
+	// package (0 = 2 GiB and 100,000, near App Service's own limits): a
+	// small zip bomb fails the deployment instead of filling the disk.
+	MaxUnpackedBytes int64
+	MaxEntries       int
+	// UploadTimeout bounds how long Kudu reads one package upload (0 = 5
+	// minutes): a trickling client cannot hold the connection for hours.
+	UploadTimeout time.Duration
 	// RetryAfter is the Retry-After, in seconds, of the emulator's own
 	// long-running operations (swap, purge, deployment status); 0 = 1.
 	RetryAfter int
@@ -188,6 +196,15 @@ func Start(ctx context.Context, cfg Config) (_ *Emulator, err error) {
 	if e.cfg.StartTimeout <= 0 {
 		e.cfg.StartTimeout = 90 * time.Second
 	}
+	if e.cfg.MaxUnpackedBytes <= 0 {
+		e.cfg.MaxUnpackedBytes = 2 << 30
+	}
+	if e.cfg.MaxEntries <= 0 {
+		e.cfg.MaxEntries = 100_000
+	}
+	if e.cfg.UploadTimeout <= 0 {
+		e.cfg.UploadTimeout = 5 * time.Minute
+	}
 	if e.cfg.RetryAfter <= 0 {
 		e.cfg.RetryAfter = 1
 	}
@@ -211,6 +228,9 @@ func Start(ctx context.Context, cfg Config) (_ *Emulator, err error) {
 		}
 		abs, _ := filepath.Abs(cfg.StateDir)
 		e.stateDir = abs
+	}
+	if found := stopOrphans(); len(found) > 0 {
+		e.logf("emulator: stopped %d app process(es) an earlier emulator left running (it was killed before it could stop them): %s", len(found), strings.Join(found, "; "))
 	}
 	if e.python, err = findPython(cfg.Python); err != nil {
 		return nil, err

@@ -370,6 +370,17 @@ func TestCDNServesStaleUntilPurged(t *testing.T) {
 	afdURL, cdnURL := e.CDNURL("demo-fd", "demo-fd-ep"), e.CDNURL("demo-cdn", "demo-cdn-ep")
 	put("static/app.css", "v1")
 	put("static/img/logo.png", "logo1")
+	// Blob names are case-sensitive, so the cache is: Front Door once
+	// served Case.css's content for case.css.
+	put("static/Case.css", "upper")
+	put("static/case.css", "lower")
+	for _, u := range []string{afdURL, cdnURL} {
+		for path, want := range map[string]string{"/static/Case.css": "upper", "/static/case.css": "lower", "/static/Case.css?again": "upper"} {
+			if _, body := getText(t, u+path); body != want {
+				t.Errorf("%s%s = %q, want %q", u, path, body, want)
+			}
+		}
+	}
 	for _, u := range []string{afdURL, cdnURL} {
 		if code, body := getText(t, u+"/static/app.css"); code != 200 || body != "v1" {
 			t.Fatalf("%s: %d %q", u, code, body)

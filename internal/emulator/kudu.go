@@ -232,10 +232,24 @@ func (e *Emulator) kuduDeploy(w http.ResponseWriter, r *http.Request, sl *slot, 
 		return
 	}
 
+	// The package is read before the slot is marked busy, within
+	// UploadTimeout: a slow or stalled upload neither holds the slot (every
+	// other deployment would get 409 meanwhile) nor the connection forever.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(e.cfg.UploadTimeout))
+	zipPath := filepath.Join(sl.dir, "uploads", newGUID()+".zip")
+	if err := saveBody(r.Body, zipPath); err != nil {
+		_ = os.Remove(zipPath)
+		e.logf("kudu: %s upload failed: %v", sl.resourceName(), err)
+		textError(w, http.StatusBadRequest, "Could not read the uploaded package: "+err.Error())
+		return
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+
 	e.mu.Lock()
 	if sl.busy != nil {
 		id := sl.busy.ID
 		e.mu.Unlock()
+		_ = os.Remove(zipPath)
 		w.Header().Set("SCM-DEPLOYMENT-ID", id)
 		textError(w, http.StatusConflict, busyMessage)
 		return
@@ -251,14 +265,6 @@ func (e *Emulator) kuduDeploy(w http.ResponseWriter, r *http.Request, sl *slot, 
 	d.logf(0, "Received deployment request %s (%s).", d.ID, kind)
 	e.mu.Unlock()
 
-	// Read the package now: the upload is part of the request.
-	zipPath := filepath.Join(sl.dir, "uploads", d.ID+".zip")
-	err := saveBody(r.Body, zipPath)
-	if err != nil {
-		e.finishDeployment(sl, d, kuduFailed, "BuildFailed", "reading the uploaded package: "+err.Error(), nil)
-		textError(w, http.StatusBadRequest, "Could not read the uploaded package: "+err.Error())
-		return
-	}
 	e.logf("kudu: %s deployment %s accepted (%s, async=%v)", sl.resourceName(), d.ID, kind, async)
 	go e.runDeployment(sl, d, zipPath)
 

@@ -143,10 +143,16 @@ func (e *Emulator) runDeployment(sl *slot, d *deployment, zipPath string) {
 	e.mu.Unlock()
 
 	dir := filepath.Join(sl.dir, "releases", d.ID)
-	n, err := unzip(zipPath, dir)
+	n, err := unzip(zipPath, dir, e.cfg.MaxUnpackedBytes, e.cfg.MaxEntries)
 	_ = os.Remove(zipPath)
 	if err != nil {
-		e.finishDeployment(sl, d, kuduFailed, "BuildFailed", "The deployment package is not a valid zip file: "+err.Error(), nil)
+		// Nothing runs from a release that never built: its folder goes.
+		_ = os.RemoveAll(dir)
+		msg := "The deployment package is not a valid zip file: " + err.Error()
+		if errors.Is(err, errTooLarge) {
+			msg = "The deployment package is too large: " + err.Error()
+		}
+		e.finishDeployment(sl, d, kuduFailed, "BuildFailed", msg, nil)
 		return
 	}
 	e.mu.Lock()
@@ -160,6 +166,7 @@ func (e *Emulator) runDeployment(sl *slot, d *deployment, zipPath string) {
 				d.logf(2, "%s", l)
 			}
 			e.mu.Unlock()
+			_ = os.RemoveAll(dir)
 			e.finishDeployment(sl, d, kuduFailed, "BuildFailed", msg, lines)
 			return
 		}
@@ -195,6 +202,7 @@ func (e *Emulator) runDeployment(sl *slot, d *deployment, zipPath string) {
 		old := sl.inst.Swap(failed)
 		e.mu.Unlock()
 		old.stop()
+		removeFailedRelease(old)
 		e.finishDeployment(sl, d, kuduFailed, "RuntimeFailed", "Site failed to start: "+err.Error(), lines)
 		return
 	}
@@ -204,7 +212,17 @@ func (e *Emulator) runDeployment(sl *slot, d *deployment, zipPath string) {
 	sl.modified = time.Now().UTC()
 	e.mu.Unlock()
 	old.stop()
+	removeFailedRelease(old)
 	e.finishDeployment(sl, d, kuduSuccess, "RuntimeSuccessful", "", nil)
+}
+
+// removeFailedRelease deletes the folder of a release that failed to start
+// once a deployment replaces it. A failed release stays while it is the
+// slot's content (a settings change restarts it, as on App Service).
+func removeFailedRelease(in *instance) {
+	if in != nil && in.cmd == nil && in.dir != "" {
+		_ = os.RemoveAll(in.dir)
+	}
 }
 
 func removeInst(l []*instance, in *instance) []*instance {
@@ -260,17 +278,26 @@ func cloneMap(m map[string]string) map[string]string {
 	return out
 }
 
-// unzip extracts a package, refusing entries that escape dir.
-func unzip(zipPath, dir string) (int, error) {
+// errTooLarge marks a package over the unpacked size or entry limits.
+var errTooLarge = errors.New("over the emulator's limits")
+
+// unzip extracts a package, refusing entries that escape dir, more than
+// maxEntries entries, and more than maxBytes unpacked. The bytes are
+// counted as written, not taken from the headers, which a zip bomb lies in.
+func unzip(zipPath, dir string, maxBytes int64, maxEntries int) (int, error) {
 	zr, err := zip.OpenReader(zipPath)
 	if err != nil {
 		return 0, err
 	}
 	defer zr.Close()
+	if len(zr.File) > maxEntries {
+		return 0, fmt.Errorf("%w: %d entries, at most %d", errTooLarge, len(zr.File), maxEntries)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, err
 	}
 	n := 0
+	left := maxBytes
 	for _, f := range zr.File {
 		name := filepath.FromSlash(f.Name)
 		target := filepath.Join(dir, name)
@@ -296,13 +323,16 @@ func unzip(zipPath, dir string) (int, error) {
 			rc.Close()
 			return n, err
 		}
-		_, err = io.Copy(out, rc)
+		w, err := io.Copy(out, io.LimitReader(rc, left+1))
 		rc.Close()
 		if cerr := out.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
 			return n, err
+		}
+		if left -= w; left < 0 {
+			return n, fmt.Errorf("%w: more than %d bytes unpacked", errTooLarge, maxBytes)
 		}
 		n++
 	}
@@ -434,7 +464,7 @@ func (e *Emulator) startInstance(sl *slot, dir, release string, failRuntime bool
 		// App Service runs the app from /home/site/wwwroot; startup commands
 		// name it (local dependency mode's PYTHONPATH does), so it stands
 		// for this release's folder here.
-		args = []string{"/bin/sh", "-c", strings.ReplaceAll(command, "/home/site/wwwroot", dir)}
+		args = []string{"/bin/sh", "-c", bindLoopback(strings.ReplaceAll(command, "/home/site/wwwroot", dir))}
 	default:
 		mod, err := findASGI(dir)
 		if err != nil {
@@ -457,6 +487,7 @@ func (e *Emulator) startInstance(sl *slot, dir, release string, failRuntime bool
 		"WEBSITE_HOSTNAME=127.0.0.1",
 		"WEBSITE_INSTANCE_ID=" + release,
 		"APP_PATH=" + dir,
+		ownerEnv + "=" + strconv.Itoa(os.Getpid()),
 	}
 	for _, k := range sortedKeys(settings) {
 		env = append(env, k+"="+settings[k])
@@ -469,7 +500,11 @@ func (e *Emulator) startInstance(sl *slot, dir, release string, failRuntime bool
 	cmd.Dir = dir
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = in.out, in.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group, so stop ends the workers too; and killed with
+	// the emulator (Pdeathsig), so a crashed emulator leaves no app still
+	// listening. Grandchildren a parent-death signal misses are found by
+	// the next start (stopOrphans).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return in, fmt.Errorf("starting %s: %w", args[0], err)
 	}
@@ -499,7 +534,13 @@ func (e *Emulator) startInstance(sl *slot, dir, release string, failRuntime bool
 	e.mu.Unlock()
 	e.logf("app: %s starting release %s on port %d: %s", siteName+"/"+slotName, release, port, strings.Join(args, " "))
 
-	if err := e.waitReady(in); err != nil {
+	err = e.waitReady(in)
+	if err == nil {
+		if ex := exposedListeners(port); len(ex) > 0 {
+			err = fmt.Errorf("the app listens on %s, reachable from other machines; the emulator runs apps on 127.0.0.1 only: bind $PORT on 127.0.0.1", strings.Join(ex, ", "))
+		}
+	}
+	if err != nil {
 		in.stop()
 		e.mu.Lock()
 		sl.starting = removeInst(sl.starting, in)
