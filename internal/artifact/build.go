@@ -274,6 +274,12 @@ func Build(ctx context.Context, opt Options, rep progress.Reporter) (*Result, er
 	if err != nil {
 		return nil, err
 	}
+	if err := checkZipHasApp(ents, proj); err != nil {
+		return nil, err
+	}
+	if err := checkStaticSources(ctx, py, proj, work, ex); err != nil {
+		return nil, err
+	}
 	rep.Infof("collecting static files (Django %s, %s)", djangoVersion, shortStorage(info.Storage))
 	if _, err := py.run(ctx, "manage.py collectstatic", "manage.py", "collectstatic", "--noinput", "--no-color"); err != nil {
 		return nil, pythonProblem(err, proj, "collectstatic")

@@ -383,6 +383,32 @@ func TestBuildBadInput(t *testing.T) {
 			exit: problem.ExitFailure, errHas: []string{"check --deploy reported"}},
 		{name: "bad python version", opt: func(o *Options) { o.PythonVersion = "12" },
 			exit: problem.ExitUsage, errHas: []string{"python-version"}},
+		// A .djdeployignore that leaves the app out built a zip that could
+		// not run, with exit 0.
+		{name: "ignore file of *", setup: func(t *testing.T, p string) { writeFiles(t, p, map[string]string{".djdeployignore": "*\n"}) }, exit: problem.ExitUsage, errHas: []string{"would not hold manage.py", "settings module mysite.settings"}},
+		{name: "ignore file of **", setup: func(t *testing.T, p string) { writeFiles(t, p, map[string]string{".djdeployignore": "**\n"}) }, exit: problem.ExitUsage, errHas: []string{"would not hold manage.py"}},
+		{name: "ignore file of /", setup: func(t *testing.T, p string) { writeFiles(t, p, map[string]string{".djdeployignore": "/\n"}) }, exit: problem.ExitUsage, errHas: []string{"would not hold"}},
+		{name: "ignore file of manage.py", setup: func(t *testing.T, p string) { writeFiles(t, p, map[string]string{".djdeployignore": "manage.py\n"}) }, exit: problem.ExitUsage, errHas: []string{"would not hold manage.py"}},
+		{name: "ignore file of the settings package", setup: func(t *testing.T, p string) { writeFiles(t, p, map[string]string{".djdeployignore": "mysite/\n"}) }, exit: problem.ExitUsage, errHas: []string{"would not hold the settings module mysite.settings"}},
+		// collectstatic reads what the zip's walk skips.
+		{name: "excluded link out of the project in a static folder", setup: func(t *testing.T, p string) {
+			if err := os.Symlink("/etc", filepath.Join(p, "pages", "static", "pages", "etc")); err != nil {
+				t.Fatal(err)
+			}
+			writeFiles(t, p, map[string]string{".djdeployignore": "pages/static/pages/etc\n"})
+		}, exit: problem.ExitUsage, errHas: []string{"pages/static/pages/etc/", "leads outside the project"}},
+		{name: "excluded static file", setup: func(t *testing.T, p string) {
+			writeFiles(t, p, map[string]string{"pages/static/pages/private.txt": "internal notes\n", ".djdeployignore": "private.txt\n"})
+		}, exit: problem.ExitUsage, errHas: []string{"static file pages/static/pages/private.txt is excluded"}},
+		{name: "backslash in a file name", setup: func(t *testing.T, p string) {
+			writeFiles(t, p, map[string]string{"pages/..\\..\\evil.py": "print('x')\n"})
+		}, exit: problem.ExitUsage, errHas: []string{"backslash", "evil.py"}},
+		{name: "control character in a static file name", setup: func(t *testing.T, p string) {
+			writeFiles(t, p, map[string]string{"pages/static/pages/new\nline.css": "body{}\n"})
+		}, exit: problem.ExitUsage, errHas: []string{`new\nline.css`, "control character"}},
+		{name: "static file name Blob Storage does not keep", setup: func(t *testing.T, p string) {
+			writeFiles(t, p, map[string]string{"pages/static/pages/trailing.css.": "body{}\n"})
+		}, exit: problem.ExitUsage, errHas: []string{`static file "pages/trailing.css."`, "ending with a dot"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/djdeploy/djdeploy/internal/problem"
 	"github.com/djdeploy/djdeploy/internal/webfiles"
 )
 
@@ -68,6 +69,12 @@ func listStatic(dir, manifestName string) ([]StaticFile, int64, error) {
 		if !d.Type().IsRegular() {
 			return fmt.Errorf("collected static file %s is not a regular file (a symlink? collectstatic --link is not supported)", rel)
 		}
+		// Refused here, by name, rather than stored under another name
+		// (Blob Storage makes "\" a "/") or served under a broken URL.
+		if err := webfiles.CheckName(rel); err != nil {
+			return problem.Usagef("rename the file in the project's static folders (or leave it out of STATICFILES_DIRS)",
+				"static file %q: its name %v", rel, err)
+		}
 		f := StaticFile{Path: rel, ContentType: webfiles.ContentType(rel)}
 		switch {
 		case haveManifest:
@@ -82,6 +89,9 @@ func listStatic(dir, manifestName string) ([]StaticFile, int64, error) {
 		return nil
 	})
 	if err != nil {
+		if _, ok := problem.As(err); ok {
+			return nil, 0, err
+		}
 		return nil, 0, fmt.Errorf("listing collected static files: %w", err)
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })

@@ -176,6 +176,9 @@ func (w *walker) dir(abs, rel string, ancestors []string) error {
 			return problem.Usagef("rename it using UTF-8 characters, or list it in "+IgnoreFile,
 				"file name %q in the project is not valid UTF-8", strings.ToValidUTF8(childRel, "\ufffd"))
 		}
+		if why := badZipName(d.Name()); why != "" && !(w.ex != nil && (w.ex.Excluded(childRel, true) || w.ex.Excluded(childRel, false))) {
+			return problem.Usagef("rename it, or list it in "+IgnoreFile, "file %q in the project: its name %s", childRel, why)
+		}
 		if typ&fs.ModeSymlink != 0 {
 			// Excludes apply to the link's own name first, so a link in an
 			// excluded place (.venv/bin/python) is never even resolved.
@@ -189,6 +192,14 @@ func (w *walker) dir(abs, rel string, ancestors []string) error {
 			st, err := os.Stat(target)
 			if err != nil {
 				return fmt.Errorf("reading %s: %w", childAbs, err)
+			}
+			// A link to an excluded file is excluded too: config.txt -> .env
+			// shipped the .env that the defaults keep out.
+			if w.ex != nil && w.prefix == "" {
+				if trel, ok := relInside(w.root, target); ok && w.ex.excludedPath(trel, st.IsDir(), false) {
+					w.warn("leaving out %s: it links to %s, which is excluded", childRel, trel)
+					continue
+				}
 			}
 			if st.IsDir() {
 				for _, a := range ancestors {

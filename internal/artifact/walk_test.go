@@ -83,6 +83,14 @@ func TestCollectExcludesAndSymlinks(t *testing.T) {
 	if err := os.Symlink("assets/logo.svg", filepath.Join(root, "logo.svg")); err != nil {
 		t.Fatal(err)
 	}
+	// A link to an excluded file or folder is left out with it: config.txt
+	// -> .env once shipped the .env the defaults keep out.
+	writeFiles(t, root, map[string]string{".env": "SECRET_KEY=x\n"})
+	for link, target := range map[string]string{"config.txt": ".env", "app/cfg": "../.env", "history": ".git"} {
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ex, err := NewExcluder(root)
 	if err != nil {
 		t.Fatal(err)

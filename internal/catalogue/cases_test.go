@@ -235,6 +235,29 @@ func cases() []tcase {
 			writeFile(t, filepath.Join(dir, staticDir, "caf\xe9.css"), "body{}\n")
 			return release(dir)
 		}},
+		{"project", ".djdeployignore of * leaves the app out", 2, []string{"would not hold manage.py"}, ".djdeployignore", func(t *testing.T, w *world, dir string) call {
+			writeFile(t, filepath.Join(dir, ".djdeployignore"), "*\n")
+			return release(dir)
+		}},
+		{"project", ".djdeployignore of the settings package", 2, []string{"would not hold the settings module"}, "", func(t *testing.T, w *world, dir string) call {
+			writeFile(t, filepath.Join(dir, ".djdeployignore"), "mysite/\n")
+			return release(dir)
+		}},
+		{"project", "backslash in a file name", 2, []string{"backslash", "evil.py"}, "", func(t *testing.T, w *world, dir string) call {
+			writeFile(t, filepath.Join(dir, "pages", `..\..\evil.py`), "print(1)\n")
+			return release(dir)
+		}},
+		{"project", "excluded symlink out of the project in a static folder", 2, []string{"leads outside the project"}, "", func(t *testing.T, w *world, dir string) call {
+			if err := os.Symlink("/etc", filepath.Join(dir, staticDir, "etc")); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, filepath.Join(dir, ".djdeployignore"), "etc\n")
+			return release(dir)
+		}},
+		{"project", "static file name ending with a dot", 2, []string{"ending with a dot"}, "rename", func(t *testing.T, w *world, dir string) call {
+			writeFile(t, filepath.Join(dir, staticDir, "site.css."), "body{}\n")
+			return release(dir)
+		}},
 		{"project", "non-UTF-8 .djdeployignore", 2, []string{".djdeployignore"}, "", func(t *testing.T, w *world, dir string) call {
 			writeFile(t, filepath.Join(dir, ".djdeployignore"), "caf\xe9/\n")
 			return release(dir)

@@ -7,6 +7,7 @@ package cdn
 import (
 	"context"
 	"fmt"
+	"github.com/djdeploy/djdeploy/internal/webfiles"
 	"net/http"
 	"net/url"
 	"sort"
@@ -357,6 +358,36 @@ func Batches(paths []string, size int) [][]string {
 // and are returned in skipped. For the $web container (static website) URLs
 // carry no container segment.
 func BlobNamesToPaths(names []string, container, originPath string) (paths, skipped []string) {
+	raw, skipped := rawPaths(names, container, originPath)
+	return encodePaths(raw), skipped
+}
+
+// encodePaths percent-encodes URL paths built from blob names as the pages
+// link them (webfiles.URLPath: all but A-Z a-z 0-9 - _ . ~ / ! * ( ) ').
+// Unencoded, "hash#tag.css" and "q?mark.css" were purged as ".../hash" and
+// ".../q", and the CDN kept the stale files. A "*" is a wildcard to Azure,
+// which refuses it anywhere but at the end (400, after the swap): a file
+// with one is purged through its folder's "/dir/*" instead, so its path is
+// never left owed to every later release.
+func encodePaths(raw []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range raw {
+		if i := strings.IndexByte(p, '*'); i >= 0 {
+			p = webfiles.URLPath(p[:strings.LastIndexByte(p[:i], '/')+1]) + "*"
+		} else {
+			p = webfiles.URLPath(p)
+		}
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// rawPaths maps blob names to unencoded URL paths on the endpoint.
+func rawPaths(names []string, container, originPath string) (paths, skipped []string) {
 	origin := "/" + strings.Trim(originPath, "/")
 	if origin == "/" {
 		origin = ""

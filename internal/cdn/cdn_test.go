@@ -225,6 +225,13 @@ func TestBlobNamesToPaths(t *testing.T) {
 		{"origin is container and prefix", "static", "/static/v1", []string{"v1/css/a.css", "other/x"}, []string{"/css/a.css"}, []string{"other/x"}},
 		{"no origin path", "static", "", []string{"css/a.css"}, []string{"/static/css/a.css"}, nil},
 		{"static website", "$web", "", []string{"css/a.css"}, []string{"/css/a.css"}, nil},
+		// '#' and '?' once cut the path (".../hash", ".../q"): encoded as
+		// the pages link them, the purge names the cached URL.
+		{"characters a URL rewrites", "static", "/static", []string{"hash#tag.css", "q?mark.css", "a b.css", "café/x+y.css", "~ok!(1)'.js"},
+			[]string{"/hash%23tag.css", "/q%3Fmark.css", "/a%20b.css", "/caf%C3%A9/x%2By.css", "/~ok!(1)'.js"}, nil},
+		// Azure refuses '*' but at the end: the folder's wildcard instead.
+		{"names Azure cannot purge", "static", "/static", []string{"img/a*b.png", "img/c*d.png", "x*y/z.css", "top*.css"},
+			[]string{"/img/*", "/*"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

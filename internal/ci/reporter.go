@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/djdeploy/djdeploy/internal/progress"
 )
@@ -82,7 +83,7 @@ func (r *Reporter) Mask(secret string) {
 func (r *Reporter) Infof(format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.log.Info(redact.SAS(fmt.Sprintf(format, args...)))
+	r.log.Info(escapeControls(redact.SAS(fmt.Sprintf(format, args...))))
 }
 
 // Warnf records a warning.
@@ -109,7 +110,7 @@ func (r *Reporter) StartGroup(title string) {
 	if r.grouped {
 		r.log.EndGroup()
 	}
-	r.log.Group(title)
+	r.log.Group(escapeControls(title))
 	r.grouped = true
 }
 
@@ -121,4 +122,27 @@ func (r *Reporter) EndGroup() {
 		r.log.EndGroup()
 		r.grouped = false
 	}
+}
+
+// escapeControls writes control characters from the user's project (a file
+// name, a command's output) as visible escapes, line breaks aside (the
+// adapters neutralize each line's start). A runner splits its log on "\r"
+// as well as "\n": "x\r::warning::..." in a file name was a workflow
+// command the adapters' line checks never saw.
+func escapeControls(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return r != '\n' && r != '\t' && unicode.IsControl(r) }) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r != '\n' && r != '\t' && unicode.IsControl(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

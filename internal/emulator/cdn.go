@@ -330,7 +330,9 @@ func (e *Emulator) cdnHandler(ep *cdnEndpoint) http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		key := ep.cacheKey(r.URL.Path)
+		// Keyed by the path as requested (percent-encoding kept): a purge
+		// names "/static/hash%23tag.css", the form pages link.
+		key := ep.cacheKey(r.URL.EscapedPath())
 		ep.mu.Lock()
 		c := ep.cache[key]
 		if c != nil && time.Now().After(c.expires) {

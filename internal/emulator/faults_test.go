@@ -410,6 +410,27 @@ func TestCDNServesStaleUntilPurged(t *testing.T) {
 	if _, body := getText(t, afdURL+"/static/app.css"); body != "v2" {
 		t.Errorf("Front Door after purge: %q", body)
 	}
+	// A name with "#" is cached and purged under its encoded path, the
+	// form pages link ("/static/hash%23tag.css"), not cut at the "#".
+	put("static/hash#tag.css", "old")
+	if _, body := getText(t, afdURL+"/static/hash%23tag.css"); body != "old" {
+		t.Fatalf("Front Door /static/hash%%23tag.css = %q", body)
+	}
+	put("static/hash#tag.css", "new")
+	p, err = ac.BeginPurgeContent(ctx, "demo-rg", "demo-fd", "demo-fd-ep", armcdn.AfdPurgeParameters{ContentPaths: []*string{to.Ptr("/static/hash")}}, nil)
+	if err == nil {
+		_, err = p.PollUntilDone(ctx, nil)
+	}
+	if _, body := getText(t, afdURL+"/static/hash%23tag.css"); err != nil || body != "old" {
+		t.Errorf("a purge of the cut path /static/hash emptied /static/hash%%23tag.css (%v): %q", err, body)
+	}
+	p, err = ac.BeginPurgeContent(ctx, "demo-rg", "demo-fd", "demo-fd-ep", armcdn.AfdPurgeParameters{ContentPaths: []*string{to.Ptr("/static/hash%23tag.css")}}, nil)
+	if err == nil {
+		_, err = p.PollUntilDone(ctx, nil)
+	}
+	if _, body := getText(t, afdURL+"/static/hash%23tag.css"); err != nil || body != "new" {
+		t.Errorf("after purging /static/hash%%23tag.css (%v): %q", err, body)
+	}
 	if _, body := getText(t, afdURL+"/static/img/logo.png"); body != "logo1" {
 		t.Errorf("Front Door purged a path it was not asked to: %q", body)
 	}

@@ -115,6 +115,10 @@ func (s *Source) walk() error {
 			return problem.Usagef("remove or rename it: .djdeploy/ in the container holds djdeploy's own state",
 				"static source has a file under .djdeploy/: %s", rel)
 		}
+		if err := webfiles.CheckName(rel); err != nil {
+			return problem.Usagef("rename the file: its blob and URL would not keep its name",
+				"static file %q in %s: its name %v", rel, s.Dir, err)
+		}
 		// Follow symlinks (collectstatic --link makes them).
 		fi, err := os.Stat(p)
 		if err != nil {

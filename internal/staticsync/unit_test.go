@@ -2,6 +2,9 @@ package staticsync
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -130,5 +133,26 @@ func TestReadSourceStaticfilesJSON(t *testing.T) {
 	again, _ := ReadSource(context.Background(), dir, "")
 	if again.ReleaseID != src.ReleaseID || !ValidReleaseID(src.ReleaseID) {
 		t.Errorf("release ids %q %q", src.ReleaseID, again.ReleaseID)
+	}
+}
+
+// TestReadSourceRefusesNamesBlobStorageChanges: back\slash.css was stored
+// as back/slash.css, so it re-uploaded on every sync, was purged under the
+// wrong path and deleted by prune; such names are refused by name.
+func TestReadSourceRefusesNamesBlobStorageChanges(t *testing.T) {
+	for name, want := range map[string]string{
+		`back\slash.css`: "backslash",
+		"line\rfeed.css": `'\r'`,
+		"dots.css.":      "ending with a dot",
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadSource(context.Background(), dir, "")
+		p, ok := problem.As(err)
+		if !ok || !p.Usage || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), strconv.Quote(name)) {
+			t.Errorf("%q: %v, want a usage error naming the file and saying %s", name, err, want)
+		}
 	}
 }
