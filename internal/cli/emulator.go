@@ -69,6 +69,14 @@ Faults (--fault ROUTE=SPEC, repeatable; also POST /_emulator/faults):
   djdeploy emulator --resources emulator.yaml --fault 'POST */slotsswap=409'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case workers < 1 || workers > 128:
+				return problem.Usagef("give --workers from 1 to 128", "--workers %d is out of range (1 to 128)", workers)
+			case startTimeout < time.Second || startTimeout > time.Hour:
+				return problem.Usagef("give --start-timeout from 1s to 1h", "--start-timeout %s is out of range (1s to 1h)", startTimeout)
+			case armPort < 0 || armPort > 65535:
+				return problem.Usagef("give --arm-port from 1 to 65535, or 0 for any free port", "--arm-port %d is not a port", armPort)
+			}
 			if cmd.Flags().Changed("storage-connection-string") {
 				return problem.Usagef("put it in a file and pass --storage-connection-string-file FILE (- reads stdin)",
 					"--storage-connection-string is a secret and is not taken on the command line, where other users and shell history see it")

@@ -85,6 +85,10 @@ func LoadWithStdin(flags *pflag.FlagSet, getenv func(string) string, stdin io.Re
 					return nil, problem.Usagef(fmt.Sprintf("set the environment variable %s, or use --%s-file FILE (- reads stdin)", s.EnvName(), s.Name),
 						"--%s is a secret and is not taken on the command line, where other users and shell history see it", s.Name)
 				}
+				if s.SecretParts != nil && len(s.SecretParts(flagRaw(f))) > 0 {
+					return nil, problem.Usagef(fmt.Sprintf("set the environment variable %s instead (or sign in with Entra ID and give storage-account)", s.EnvName()),
+						"--%s carries a secret (a SAS token) and is not taken on the command line, where other users and shell history see it", s.Name)
+				}
 				val = Value{Raw: flagRaw(f), Source: FromFlag}
 			}
 			if f := flags.Lookup(s.Name + "-file"); s.Secret && f != nil && f.Changed {

@@ -93,3 +93,27 @@ func TestBlobEndpointSAS(t *testing.T) {
 		}
 	}
 }
+
+// TestBlobEndpointSASFlag: a SAS in --blob-endpoint is a secret on the
+// command line like any other; a plain endpoint flag stays fine.
+func TestBlobEndpointSASFlag(t *testing.T) {
+	s, _ := Lookup("blob-endpoint")
+	for raw, refused := range map[string]bool{
+		"https://acct.blob.core.windows.net/?sv=2022&sig=c2lnbmF0dXJl": true,
+		"https://acct.blob.core.windows.net/":                          false,
+	} {
+		fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+		BindFlags(fs, []Setting{s})
+		if err := fs.Parse([]string{"--blob-endpoint", raw}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadWithStdin(fs, func(string) string { return "" }, nil, "", false)
+		p, ok := problem.As(err)
+		switch {
+		case refused && (!ok || !p.Usage || !strings.Contains(p.Fix, "DJDEPLOY_BLOB_ENDPOINT") || strings.Contains(err.Error(), "c2lnbmF0dXJl")):
+			t.Errorf("--blob-endpoint with a SAS: %v", err)
+		case !refused && err != nil:
+			t.Errorf("--blob-endpoint without a SAS: %v", err)
+		}
+	}
+}
