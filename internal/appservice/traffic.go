@@ -47,3 +47,12 @@ func (c *Client) Traffic(ctx context.Context, prod Target) (map[string]float64, 
 	}
 	return out, nil
 }
+
+// SiteURL is the base URL of the site or slot's default host.
+func (c *Client) SiteURL(ctx context.Context, t Target) (string, error) {
+	s, err := c.GetSite(ctx, t)
+	if err != nil {
+		return "", err
+	}
+	return hostURL("default", s.DefaultHostName)
+}

@@ -201,6 +201,12 @@ func setupRelease(ctx context.Context, env *Env, vals *settings.Values, projectD
 		LockWait: vals.Duration("lock-timeout"),
 	}
 
+	s.opt.Progressive, err = progressiveOptions(ctx, vals, acc, app, hc, s.opt.Target, rep)
+	if err != nil {
+		return nil, err
+	}
+	s.opt.Annotations = annotationProps(env.getenv)
+
 	// The CDN is optional: without a profile and endpoint, purge is a typed skip.
 	if vals.String("cdn-profile") != "" && vals.String("cdn-endpoint") != "" {
 		purger, err := cdn.New(acc.Subscription, acc.Credential, acc.Options, rep)

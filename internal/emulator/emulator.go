@@ -475,6 +475,8 @@ func (e *Emulator) Env() map[string]string {
 		"DJDEPLOY_STATIC_CONTAINER": e.res.StaticContainer,
 		"DJDEPLOY_STATIC_PREFIX":    e.res.StaticPrefix,
 		AdminSecretEnv:              e.adminSecret,
+		// Application Insights' query API (appinsights.go) is served beside ARM.
+		"DJDEPLOY_APPINSIGHTS_ENDPOINT": e.armURL,
 	}
 	if e.blobConn != "" {
 		env["AZURE_STORAGE_CONNECTION_STRING"] = e.blobConn

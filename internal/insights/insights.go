@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -92,6 +93,12 @@ func (c *Client) GetComponent(ctx context.Context, resourceID string) (*Componen
 		} `json:"properties"`
 	}
 	if err := c.armDo(ctx, http.MethodGet, resourceID, componentAPI, nil, &body); err != nil {
+		var re *azcore.ResponseError
+		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
+			// A setting names it: the user must change it (exit 2).
+			return nil, problem.Usagef("check --app-insights: the resource id of an existing Application Insights component",
+				"Application Insights %s does not exist", resourceID)
+		}
 		return nil, azure.ARMError(err, "reading Application Insights "+resourceID, armFixes)
 	}
 	if body.Properties.AppID == "" {

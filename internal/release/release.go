@@ -62,6 +62,22 @@ const (
 // Steps lists every step in order.
 var Steps = []string{StepLock, StepBuild, StepStatic, StepPreSwap, StepDeploy, StepWarmUp, StepSmoke, StepSwap, StepPurge, StepPrune}
 
+// steps are this release's steps: Steps, with the canary before the swap
+// and the watch after it when they are configured.
+func (o Options) steps() []string {
+	var out []string
+	for _, s := range Steps {
+		if s == StepSwap && o.Progressive.Strategy == StrategyCanary {
+			out = append(out, StepCanary)
+		}
+		out = append(out, s)
+		if s == StepSwap && o.Progressive.Watch > 0 {
+			out = append(out, StepWatch)
+		}
+	}
+	return out
+}
+
 // Skippable are the steps --skip accepts.
 var Skippable = []string{StepStatic, StepPreSwap, StepSmoke, StepPurge, StepPrune}
 
@@ -128,6 +144,12 @@ type Options struct {
 	Skip     map[string]bool
 	Holder   string
 	LockWait time.Duration
+
+	// Progressive is the canary strategy, the post-swap watch and release
+	// annotations (progressive.go); Annotations are extra properties of
+	// each annotation (commit, CI run URL).
+	Progressive Progressive
+	Annotations map[string]string
 }
 
 // state is what a release keeps in the container between runs.
@@ -163,8 +185,11 @@ func Run(ctx context.Context, deps Deps, opt Options, rep progress.Reporter) (*r
 	r := &runner{deps: deps, opt: opt, rep: rep, out: &report.Release{
 		App: opt.Target.App, Slot: opt.Target.Slot, Started: time.Now(), Outcome: report.Succeeded,
 	}}
-	for _, s := range Steps {
+	for _, s := range opt.steps() {
 		r.out.Steps = append(r.out.Steps, report.Step{Name: s, Status: report.StepNotRun})
+	}
+	if opt.Progressive.Strategy == StrategyCanary {
+		r.out.Strategy = StrategyCanary
 	}
 	err := r.run(ctx)
 	if r.lock != nil {
@@ -180,6 +205,13 @@ func Run(ctx context.Context, deps Deps, opt Options, rep progress.Reporter) (*r
 		if p, ok := problem.As(err); ok && p.Fix != "" {
 			r.out.Error += " (fix: " + p.Fix + ")"
 		}
+	}
+	if r.out.ReleaseID != "" {
+		event := "release"
+		if err != nil {
+			event = "release failed"
+		}
+		r.annotate(context.WithoutCancel(ctx), event, nil)
 	}
 	return r.out, err
 }
@@ -288,8 +320,18 @@ func (r *runner) run(ctx context.Context) error {
 		if err := r.do(ctx, StepSmoke, r.smoke); err != nil {
 			return err
 		}
+		if r.opt.Progressive.Strategy == StrategyCanary {
+			if err := r.do(ctx, StepCanary, r.canary); err != nil {
+				return err
+			}
+		}
 		if err := r.do(ctx, StepSwap, r.swap); err != nil {
 			return err
+		}
+		if r.opt.Progressive.Watch > 0 {
+			if err := r.do(ctx, StepWatch, r.watch); err != nil {
+				return err
+			}
 		}
 	}
 	if err := r.do(ctx, StepPurge, r.purge); err != nil {

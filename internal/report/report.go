@@ -64,6 +64,25 @@ type Release struct {
 
 	// Checks are Django's `check --deploy` findings.
 	Checks []Check `json:"checks"`
+
+	// Strategy is "canary" for a canary release ("" for a plain swap);
+	// Gates are the traffic gates it (and a post-swap watch) judged.
+	Strategy string `json:"strategy,omitempty"`
+	Gates    []Gate `json:"gates,omitempty"`
+}
+
+// Gate is one judged window of traffic: a canary step or a post-swap watch.
+type Gate struct {
+	Step     string        `json:"step"`              // canary or watch
+	Percent  float64       `json:"percent,omitempty"` // the canary's share of new visitors
+	Outcome  string        `json:"outcome"`           // pass, fail, not enough evidence
+	Source   string        `json:"source"`            // application insights or probes
+	Requests int           `json:"requests"`
+	Failed   int           `json:"failed"`
+	P95      time.Duration `json:"p95_ns"`
+	Reason   string        `json:"reason"`
+	From     time.Time     `json:"from"`
+	To       time.Time     `json:"to"`
 }
 
 // Step is one timed step of a release.
