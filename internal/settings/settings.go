@@ -219,7 +219,7 @@ func ForCommand(cmd string) []Setting {
 	return out
 }
 
-var groupOrder = []string{"Azure", "App Service", "Build", "Static files", "CDN", "Release", "CI"}
+var groupOrder = []string{"Azure", "App Service", "Build", "Static files", "CDN", "Release", "Progressive delivery", "Doctor", "CI"}
 
 func groupRank(g string) int {
 	for i, o := range groupOrder {
