@@ -748,6 +748,36 @@ func TestReleaseFailureAtEachStep(t *testing.T) {
 			t.Errorf("CDN serves a stale %s after the next release (%d; purged %v):\n%s", cssURL, code, rep.PurgedPaths, body)
 		}
 	})
+
+	// A static file whose name holds "*": Front Door refuses the path (a
+	// wildcard only ends a path), so the purge failed after the swap, the
+	// path stayed owed, and every later release failed the same way.
+	t.Run("a name Azure cannot purge goes through its folder's wildcard", func(t *testing.T) {
+		writeFile(t, dir, "pages/static/pages/odd*name.css", "body { color: #111111; }\n")
+		bump(t, dir, "star-1")
+		rep := mustSucceed(t, h.release(t, nil, dir))
+		star := strings.TrimSuffix(rep.StaticURL, "/") + "/pages/odd*name.css"
+		if code, _, body := h.get(t, star); code != 200 || !strings.Contains(body, "#111111") {
+			t.Fatalf("CDN: %s answers %d:\n%s", star, code, body) // now cached
+		}
+		writeFile(t, dir, "pages/static/pages/odd*name.css", "body { color: #222222; }\n")
+		bump(t, dir, "star-2")
+		rep = mustSucceed(t, h.release(t, nil, dir))
+		live = rep.ReleaseID
+		for _, p := range rep.PurgedPaths {
+			if strings.Contains(strings.TrimSuffix(p, "*"), "*") {
+				t.Errorf("purged %q: a path with * inside", p)
+			}
+		}
+		if code, _, body := h.get(t, star); code != 200 || !strings.Contains(body, "#222222") {
+			t.Errorf("CDN serves a stale %s (%d; purged %v):\n%s", star, code, rep.PurgedPaths, body)
+		}
+		if _, ok := h.allBlobs(t)[h.prefix+".djdeploy/purge-owed.json"]; ok {
+			t.Errorf("paths are still owed to the CDN after the purge")
+		}
+		bump(t, dir, "star-3")
+		mustSucceed(t, h.release(t, nil, dir))
+	})
 }
 
 // cdnPurges lists every purge the emulator's CDN endpoints received.
