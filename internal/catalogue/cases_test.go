@@ -154,7 +154,7 @@ func cases() []tcase {
 		fileCase("YAML alias to set another key", "app: &a demo-app\nslot: *a\n", 2, []string{"djdeploy.yaml"}, ""),
 		fileCase("null value", "static-prefix: null\n", 2, []string{"static-prefix has no value (null)"}, "remove the line"),
 		fileCase("two YAML documents", "app: demo-app\n---\nslot: other\n", 2, []string{"more than one YAML document"}, "---"),
-		fileCase("a 10 MB value is echoed cut short", "workers: "+strings.Repeat("9", 10<<20)+"\n", 2, []string{"workers", "(10485760 bytes)"}, "1 to 128"),
+		fileCase("a 10 MB value is echoed cut short", "workers: "+strings.Repeat("9", 10<<20)+"\n", 2, []string{"workers", "10485760 bytes long"}, "at most 65536 bytes"),
 		fileCase("negative static-grace", "static-grace: -1h\n", 2, []string{"static-grace", "out of range (0s to 8760h)"}, ""),
 		{"djdeploy.yaml", "--config names a missing file", 2, []string{"nowhere.yaml"}, "", func(t *testing.T, w *world, dir string) call {
 			return release(dir, "--config", filepath.Join(dir, "nowhere.yaml"))
@@ -208,6 +208,8 @@ func cases() []tcase {
 
 		// ---- environment
 		envCase("required settings missing", map[string]string{"DJDEPLOY_APP": "-", "DJDEPLOY_RESOURCE_GROUP": "-"}, 2, []string{"missing", "app", "resource-group"}, ""),
+		envCase("a 10 MB app name", map[string]string{"DJDEPLOY_APP": strings.Repeat("a", 10<<20)}, 2, []string{"DJDEPLOY_APP", "10485760 bytes"}, "at most 65536 bytes"),
+		envCase("a 10 MB health status list", map[string]string{"DJDEPLOY_HEALTH_STATUSES": strings.Repeat("2", 10<<20)}, 2, []string{"DJDEPLOY_HEALTH_STATUSES", "10485760 bytes"}, ""),
 		envCase("bool variable given a word", map[string]string{"DJDEPLOY_NO_ROLLBACK": "maybe"}, 2, []string{"DJDEPLOY_NO_ROLLBACK"}, "true or false"),
 		envCase("credential kind that does not exist", map[string]string{"DJDEPLOY_CREDENTIAL": "kerberos"}, 2, []string{"kerberos"}, "access-token"),
 		envCase("plain http to a non-loopback ARM", map[string]string{"DJDEPLOY_ARM_ENDPOINT": "http://management.example.com"}, 2, []string{"plain http"}, "https"),

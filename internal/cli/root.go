@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/djdeploy/djdeploy/internal/problem"
 	"github.com/djdeploy/djdeploy/internal/progress"
@@ -129,13 +130,32 @@ func renderError(w io.Writer, err error) {
 	if p, ok := problem.As(err); ok {
 		// err, not p: the context wrapped around a problem (a release's
 		// "static-sync step: ") says where it happened.
-		fmt.Fprintf(w, "error: %s\n", redact.SAS(err.Error()))
+		fmt.Fprintf(w, "error: %s\n", cutLines(redact.SAS(err.Error())))
 		if p.Fix != "" {
-			fmt.Fprintf(w, "  fix: %s\n", redact.SAS(p.Fix))
+			fmt.Fprintf(w, "  fix: %s\n", cutLines(redact.SAS(p.Fix)))
 		}
 		return
 	}
-	fmt.Fprintf(w, "error: %s\n", redact.SAS(err.Error()))
+	fmt.Fprintf(w, "error: %s\n", cutLines(redact.SAS(err.Error())))
+}
+
+// maxLine is the longest line an error prints: a value quoted whole (a
+// file pasted into a variable) would otherwise fill the terminal or log.
+const maxLine = 2048
+
+// cutLines cuts each line of s to maxLine bytes, saying how much went.
+func cutLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if len(l) > maxLine {
+			cut := maxLine
+			for cut > 0 && !utf8.RuneStart(l[cut]) {
+				cut--
+			}
+			lines[i] = fmt.Sprintf("%s... (%d more bytes)", l[:cut], len(l)-cut)
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // classify turns cobra's own argument errors into usage errors (exit 2).

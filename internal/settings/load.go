@@ -144,6 +144,12 @@ func check(s Setting, val Value) error {
 	}
 	where := describe(s, val.Source)
 	shown := echo(raw)
+	if len(raw) > MaxValueBytes {
+		// Every later message that quotes the value (an app name, a
+		// status list) would repeat it whole.
+		return problem.Usagef(fmt.Sprintf("give a value of at most %d bytes", MaxValueBytes),
+			"%s: the value is %d bytes long, starting %s...", where, len(raw), strconv.Quote(string([]rune(raw[:echoLimit*4])[:echoLimit])))
+	}
 	switch s.Kind {
 	case Bool:
 		if _, err := strconv.ParseBool(raw); err != nil {
@@ -206,6 +212,11 @@ func describe(s Setting, src Source) string {
 func emptyDoc(n *yaml.Node) bool {
 	return len(n.Content) == 0 || len(n.Content) == 1 && n.Content[0].ShortTag() == "!!null" && n.Content[0].Value == ""
 }
+
+// MaxValueBytes is the longest value any setting takes: far above any
+// real one (a long build-env list, header rules), far below a file pasted
+// into a variable by mistake.
+const MaxValueBytes = 64 << 10
 
 // echoLimit is how much of a bad value a message repeats: enough to
 // recognise it, never a whole file pasted into a variable.

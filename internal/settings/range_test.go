@@ -87,8 +87,18 @@ func TestFileValueShapes(t *testing.T) {
 		}
 		return ""
 	}, "", false)
-	if err == nil || len(err.Error()) > 400 || !strings.Contains(err.Error(), "(10485760 bytes)") {
+	if err == nil || len(err.Error()) > 400 || !strings.Contains(err.Error(), "10485760 bytes long") {
 		t.Errorf("a 10 MB value: %d-byte message %.300q", len(err.Error()), err)
+	}
+	// A bad value under the size limit is still echoed cut short.
+	_, err = Load(nil, func(k string) string {
+		if k == "DJDEPLOY_WORKERS" {
+			return strings.Repeat("9", 1000)
+		}
+		return ""
+	}, "", false)
+	if err == nil || len(err.Error()) > 300 || !strings.Contains(err.Error(), "(1000 bytes)") {
+		t.Errorf("a 1000-byte bad value: %q", err)
 	}
 	_, err = Load(nil, func(k string) string {
 		if k == "DJDEPLOY_STARTUP_COMMAND" {
