@@ -186,6 +186,16 @@ func cases() []tcase {
 		{"flags", "emulator --storage-connection-string on the command line", 2, []string{"--storage-connection-string is a secret"}, "--storage-connection-string-file", func(t *testing.T, w *world, dir string) call {
 			return call{args: []string{"emulator", "--storage-connection-string", "AccountName=x;AccountKey=YXJndg=="}}
 		}},
+		{"flags", "purge path with a * inside", 2, []string{`"/static/a*b.css"`, "final /*"}, "/static/css/*", func(t *testing.T, w *world, dir string) call {
+			return call{args: []string{"purge", "--path", "/static/a*b.css"}, check: func() []string {
+				for _, ep := range w.emu.State().CDN {
+					if len(ep.Purges) != 0 {
+						return []string{"a purge reached the CDN"}
+					}
+				}
+				return nil
+			}}
+		}},
 		flagCase("--skip a step that cannot be skipped", 2, []string{`"deploy"`}, "skip one of", "--skip", "deploy"),
 		flagCase("--slot production", 2, []string{"production"}, "staging", "--slot", "production"),
 		flagCase("slot name escaping its path", 2, []string{"invalid slot name"}, "", "--slot", "st/../x"),

@@ -286,6 +286,13 @@ func NormalizePaths(in []string) ([]string, error) {
 		if !strings.HasPrefix(s, "/") {
 			s = "/" + s
 		}
+		// Front Door and classic CDN read * as a wildcard and accept it
+		// only as a final "/*"; anywhere else Azure answers 400, which in a
+		// release comes after the swap. Refused before any request.
+		if strings.Contains(strings.TrimSuffix(s, "/*"), "*") {
+			return nil, problem.Usagef("purge the folder instead, e.g. /static/css/* (Azure accepts * only as a final /*)",
+				"purge path %q has a * that is not a final /*", s)
+		}
 		if !seen[s] {
 			seen[s] = true
 			out = append(out, s)

@@ -243,6 +243,18 @@ func TestBlobNamesToPaths(t *testing.T) {
 	}
 }
 
+func TestNormalizePathsRefusesInnerWildcards(t *testing.T) {
+	for _, p := range []string{"/static/a*b.css", "/static/*.css", "/st*/x.css"} {
+		_, err := NormalizePaths([]string{p})
+		if pe, ok := problem.As(err); !ok || !pe.Usage || !strings.Contains(err.Error(), p) {
+			t.Errorf("NormalizePaths(%q) = %v, want a usage error naming it", p, err)
+		}
+	}
+	if got, err := NormalizePaths([]string{"/static/*", "/*"}); err != nil || len(got) != 2 {
+		t.Errorf("final wildcards: %v %v", got, err)
+	}
+}
+
 func TestNormalizePaths(t *testing.T) {
 	got, err := NormalizePaths([]string{" a.css ", "", "# comment", "/a.css?x=1", "https://cdn.example.net/b/c.js"})
 	if err != nil || !reflect.DeepEqual(got, []string{"/a.css", "/b/c.js"}) {
