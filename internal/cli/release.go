@@ -85,6 +85,15 @@ until the swap: add columns and tables first, remove them a release later.
 				printPlan(env, p)
 				return nil
 			}
+			if len(vals.List("targets")) > 0 && asJSON {
+				ro, err := runRollout(cmd.Context(), env, vals, projectDir, rep)
+				if ro != nil {
+					if perr := env.PrintJSON(ro); perr != nil && err == nil {
+						return perr
+					}
+				}
+				return err
+			}
 			out, err := runRelease(cmd.Context(), env, vals, projectDir, rep)
 			if out != nil {
 				if asJSON {
@@ -109,6 +118,7 @@ type releaseSetup struct {
 	deps release.Deps
 	opt  release.Options
 	tmp  string
+	acc  *AzureAccess
 }
 
 func (s *releaseSetup) cleanup() {
@@ -173,6 +183,7 @@ func setupRelease(ctx context.Context, env *Env, vals *settings.Values, projectD
 		return nil, err
 	}
 	s.deps = release.Deps{Static: static, App: app, HTTP: hc}
+	s.acc = acc
 	s.opt = release.Options{
 		Build:            buildOpt,
 		ArtifactDir:      vals.String("artifact"),
@@ -270,6 +281,13 @@ func cdnStaticURL(ep *cdn.Endpoint, static *staticsync.Client, origin string) st
 }
 
 func runRelease(ctx context.Context, env *Env, vals *settings.Values, projectDir string, rep progress.Reporter) (*report.Release, error) {
+	if len(vals.List("targets")) > 0 {
+		ro, err := runRollout(ctx, env, vals, projectDir, rep)
+		if ro == nil {
+			return nil, err
+		}
+		return rolloutReport(ro), err
+	}
 	s, err := setupRelease(ctx, env, vals, projectDir, rep)
 	if err != nil {
 		return nil, err

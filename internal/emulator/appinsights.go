@@ -292,7 +292,7 @@ func (e *Emulator) queryAPIHandler() http.Handler {
 		}
 		var rows []servedRequest
 		for _, rec := range e.telemetryLog().snapshot() {
-			if strings.EqualFold(rec.App, s.cfg.Name) && !rec.Time.Before(from) && rec.Time.Before(to) {
+			if rec.Component == siteKey(s.cfg.ResourceGroup, s.cfg.Name) && !rec.Time.Before(from) && rec.Time.Before(to) {
 				rows = append(rows, rec)
 			}
 		}

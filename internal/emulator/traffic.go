@@ -122,14 +122,15 @@ func (e *Emulator) trafficHandler(sl *slot) http.Handler {
 		start := time.Now()
 		h.ServeHTTP(rec, r)
 		e.telemetryLog().add(servedRequest{
-			Time:     start.UTC(),
-			App:      sl.site.cfg.Name,
-			Slot:     target.name,
-			Role:     roleName(target),
-			Path:     r.URL.Path,
-			Status:   cmp.Or(rec.status, http.StatusOK),
-			Duration: time.Since(start),
-			Release:  target.inst.Load().release,
+			Time:      start.UTC(),
+			Component: e.telemetryComponent(target),
+			App:       sl.site.cfg.Name,
+			Slot:      target.name,
+			Role:      roleName(target),
+			Path:      r.URL.Path,
+			Status:    cmp.Or(rec.status, http.StatusOK),
+			Duration:  time.Since(start),
+			Release:   target.inst.Load().release,
 		})
 	})
 }
@@ -192,14 +193,17 @@ func (e *Emulator) route(prod *slot, w http.ResponseWriter, r *http.Request) *sl
 // servedRequest is one served request, as Application Insights' requests
 // table would hold it.
 type servedRequest struct {
-	Time     time.Time
-	App      string // the app whose host received the request
-	Slot     string // the slot that served it
-	Role     string // cloud_RoleName
-	Path     string
-	Status   int
-	Duration time.Duration
-	Release  string
+	Time time.Time
+	// Component is the Application Insights component (siteKey of its
+	// name) the app sends its telemetry to.
+	Component string
+	App       string // the app whose host received the request
+	Slot      string // the slot that served it
+	Role      string // cloud_RoleName
+	Path      string
+	Status    int
+	Duration  time.Duration
+	Release   string
 }
 
 // telemetry is a bounded in-memory log of served requests.
@@ -228,3 +232,26 @@ func (t *telemetry) snapshot() []servedRequest {
 
 // telemetryLog is the emulator's log of served requests.
 func (e *Emulator) telemetryLog() *telemetry { return &e.served }
+
+// telemetryComponent is where the slot's app sends its telemetry: the
+// component its APPLICATIONINSIGHTS_CONNECTION_STRING names (several apps,
+// e.g. regions, may share one), else the app's own component (as if the
+// portal's Application Insights integration were on).
+func (e *Emulator) telemetryComponent(sl *slot) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if cs := sl.settings["APPLICATIONINSIGHTS_CONNECTION_STRING"]; cs != "" {
+		for _, part := range strings.Split(cs, ";") {
+			k, v, _ := strings.Cut(part, "=")
+			if !strings.EqualFold(strings.TrimSpace(k), "ApplicationId") {
+				continue
+			}
+			for key, s := range e.sites {
+				if appInsightsID(s.cfg.ResourceGroup, s.cfg.Name) == strings.ToLower(strings.TrimSpace(v)) {
+					return key
+				}
+			}
+		}
+	}
+	return siteKey(sl.site.cfg.ResourceGroup, sl.site.cfg.Name)
+}

@@ -150,6 +150,14 @@ type Options struct {
 	// each annotation (commit, CI run URL).
 	Progressive Progressive
 	Annotations map[string]string
+
+	// Lock, when set, is a release lock the caller already holds (a
+	// rollout across regions holds one for all of them); the release uses
+	// it and leaves it held.
+	Lock *staticsync.Lock
+	// Deferred steps are skipped with the given reason (a rollout purges
+	// and prunes once, after its last region).
+	Deferred map[string]string
 }
 
 // state is what a release keeps in the container between runs.
@@ -192,7 +200,7 @@ func Run(ctx context.Context, deps Deps, opt Options, rep progress.Reporter) (*r
 		r.out.Strategy = StrategyCanary
 	}
 	err := r.run(ctx)
-	if r.lock != nil {
+	if r.lock != nil && r.lock != opt.Lock {
 		// Released even when ctx is cancelled, so the next release goes at once.
 		if lerr := r.lock.Release(context.WithoutCancel(ctx)); lerr != nil {
 			rep.Warnf("releasing the release lock: %v (it expires by itself within a minute)", lerr)
@@ -232,6 +240,11 @@ func (r *runner) do(ctx context.Context, name string, fn func(ctx context.Contex
 	if r.opt.Skip[name] {
 		s.Status, s.Detail = report.StepSkipped, "skipped (--skip)"
 		r.rep.Infof("%s: skipped (--skip %s)", name, name)
+		return nil
+	}
+	if why, ok := r.opt.Deferred[name]; ok {
+		s.Status, s.Detail = report.StepSkipped, why
+		r.rep.Infof("%s: skipped: %s", name, why)
 		return nil
 	}
 	end := progress.Step(r.rep, name)
@@ -341,6 +354,10 @@ func (r *runner) run(ctx context.Context) error {
 }
 
 func (r *runner) acquireLock(ctx context.Context) (string, error) {
+	if r.opt.Lock != nil {
+		r.lock = r.opt.Lock
+		return "held by " + r.lock.Holder + " for the whole rollout", nil
+	}
 	l, err := staticsync.AcquireLock(ctx, r.deps.Static, r.opt.Holder, r.opt.LockWait, r.rep)
 	if err != nil {
 		return "", err

@@ -25,3 +25,14 @@ func init() {
 			Description: "Application Insights query API (sovereign clouds, the emulator)"},
 	)
 }
+
+// Multi-region waves.
+func init() {
+	release := []string{"release"}
+	Register(
+		Setting{Name: "targets", Kind: List, Group: "Progressive delivery", Commands: release,
+			Description: "release to several apps (regions behind one Front Door) in this order, each as RESOURCE_GROUP/APP[/SLOT] (slot default: --slot): one build and static sync, then per region deploy, warm-up, canary or swap and --watch; the CDN is purged after the last region"},
+		Setting{Name: "on-wave-failure", Default: "keep", Enum: []string{"keep", "rollback"}, Group: "Progressive delivery", Commands: release,
+			Description: "when a region fails (it is swapped back and later regions are untouched): keep the new release in earlier regions, or swap them back too"},
+	)
+}
