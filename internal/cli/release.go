@@ -380,6 +380,12 @@ func printPlan(env *Env, p *release.PlanResult) {
 	for _, u := range p.PurgePaths {
 		fmt.Fprintf(w, "    - %s\n", u)
 	}
+	if len(p.Canary) > 0 {
+		fmt.Fprintf(w, "  canary before the swap: %s\n", strings.Join(p.Canary, ", then "))
+	}
+	if p.Watch != "" {
+		fmt.Fprintf(w, "  watch production for %s after the swap, swapping back at the first breach\n", p.Watch)
+	}
 	if len(p.Skipped) > 0 {
 		fmt.Fprintf(w, "  skipped steps: %s\n", strings.Join(p.Skipped, ", "))
 	}

@@ -304,6 +304,23 @@ func TestCanaryReleases(t *testing.T) {
 		}
 	})
 
+	t.Run("without Application Insights the gates judge djdeploy's own probes, and say so", func(t *testing.T) {
+		e2e.Edit(t, proj, "pages/templates/pages/home.html", " (watched)</h1>", " (probed)</h1>")
+		res := e2e.Main(ctx, base, "release", "--json", "--strategy", "canary", "--canary-steps", "50", "--canary-interval", "2s", "--min-requests", "3")
+		if res.Code != 0 || !strings.Contains(res.Stderr, "djdeploy's own probes") {
+			t.Fatalf("canary on probes:\n%s", res)
+		}
+		rep := releaseJSON(t, res)
+		if len(rep.Gates) != 1 || rep.Gates[0].Source != "probes" || rep.Gates[0].Requests < 3 || rep.Gates[0].Failed != 0 {
+			t.Fatalf("gates: %+v", rep.Gates)
+		}
+		page, err := e2e.Production(h.http, h.emu, app)
+		if err != nil || page.Release != rep.ReleaseID {
+			t.Fatalf("production serves %q, want %s: %v", page.Release, rep.ReleaseID, err)
+		}
+		relA = rep.ReleaseID
+	})
+
 	t.Run("bad input changes nothing", func(t *testing.T) {
 		for _, c := range []struct {
 			args []string

@@ -25,6 +25,10 @@ type PlanResult struct {
 	StaticURL   string                    `json:"static_url"`
 	PurgePaths  []string                  `json:"purge_paths"`
 	Skipped     []string                  `json:"skipped_steps,omitempty"`
+	// Canary is the traffic the canary would route, step by step, and
+	// Watch how long production would be watched after the swap.
+	Canary []string `json:"canary_steps,omitempty"`
+	Watch  string   `json:"watch,omitempty"`
 }
 
 // Plan works out what Run would do and changes nothing.
@@ -38,6 +42,14 @@ func Plan(ctx context.Context, deps Deps, opt Options, rep progress.Reporter) (*
 	}
 	m := r.art.Manifest
 	p := &PlanResult{ReleaseID: m.ReleaseID, Slot: opt.Target.Slot, StaticURL: opt.StaticURL}
+	if pr := opt.Progressive; pr.Strategy == StrategyCanary {
+		for _, pct := range pr.Steps {
+			p.Canary = append(p.Canary, fmt.Sprintf("%g%% of new visitors for %s", pct, pr.Interval))
+		}
+	}
+	if opt.Progressive.Watch > 0 {
+		p.Watch = opt.Progressive.Watch.String()
+	}
 	for _, s := range Skippable {
 		if opt.Skip[s] {
 			p.Skipped = append(p.Skipped, s)

@@ -180,6 +180,18 @@ func Markdown(r *Release, o MarkdownOptions) string {
 		b.WriteString("\n")
 	}
 
+	if len(r.Gates) > 0 {
+		b.WriteString("### Traffic gates\n\n| Step | Share | Verdict | Requests | Failed | p95 | From |\n|---|---:|---|---:|---:|---:|---|\n")
+		for _, g := range r.Gates {
+			share := ""
+			if g.Percent > 0 {
+				share = strconv.FormatFloat(g.Percent, 'g', -1, 64) + "%"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %s | %s |\n", cell(g.Step), share, cell(g.Outcome), g.Requests, g.Failed, FormatDuration(g.P95), cell(g.Source))
+		}
+		b.WriteString("\n")
+	}
+
 	if o.Mermaid {
 		if g := gantt(r); g != "" {
 			b.WriteString("### Timeline\n\n")

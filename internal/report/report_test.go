@@ -59,6 +59,16 @@ func failed() *Release {
 	return r
 }
 
+func canaryAborted() *Release {
+	r := failed()
+	r.Strategy, r.FailedStep, r.Error = "canary", "canary", "canary at 25%: failure rate 12.0% is over the 1.0% allowed"
+	r.Gates = []Gate{
+		{Step: "canary", Percent: 5, Outcome: "pass", Source: "application insights", Requests: 240, Failed: 1, P95: 180 * time.Millisecond},
+		{Step: "canary", Percent: 25, Outcome: "fail", Source: "application insights", Requests: 1210, Failed: 145, P95: 2100 * time.Millisecond},
+	}
+	return r
+}
+
 func TestGoldenMarkdown(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -69,6 +79,7 @@ func TestGoldenMarkdown(t *testing.T) {
 		{"succeeded-azdo", sample(), false},
 		{"failed-github", failed(), true},
 		{"empty", &Release{Outcome: Planned}, true},
+		{"canary-aborted", canaryAborted(), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			golden(t, "markdown-"+tc.name, Markdown(tc.r, MarkdownOptions{Mermaid: tc.mermaid}))
