@@ -1,6 +1,7 @@
 package appservice
 
 import (
+	"github.com/djdeploy/djdeploy/internal/redact"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -180,6 +181,7 @@ func (c *Client) Deploy(ctx context.Context, o DeployOptions) (*DeployResult, er
 		var de *DeployError
 		if errors.As(perr, &de) {
 			de.LogTail = c.logTail(ctx, pl, scm, de.DeploymentID)
+			c.hideSettings(ctx, o.Target, de)
 			c.printFailure(de)
 			return nil, de
 		}
@@ -550,6 +552,24 @@ func splitLines(s string) []string {
 		}
 	}
 	return out
+}
+
+// hideSettings replaces the slot's app-setting values in a failed
+// deployment's logs with *** (and masks them in CI): an app that fails at
+// start often prints its configuration, secrets included, and these lines
+// are shown and kept in the report. Reading the settings is best effort.
+func (c *Client) hideSettings(ctx context.Context, t Target, de *DeployError) {
+	env, err := c.AppSettings(ctx, t)
+	if err != nil {
+		return
+	}
+	hide := redact.Maskable(env)
+	progress.Mask(c.log, hide...)
+	for _, l := range [][]string{de.Errors, de.InstanceLogs, de.LogTail} {
+		for i := range l {
+			l[i] = redact.Values(l[i], hide)
+		}
+	}
 }
 
 func (c *Client) printFailure(de *DeployError) {

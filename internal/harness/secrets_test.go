@@ -234,6 +234,46 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		scanLog(t)
 	})
 
+	// An app that prints its configuration as it fails to start: the
+	// deployment's failed-instance log, which djdeploy prints, held the
+	// slot's app-setting values.
+	t.Run("shell-app-prints-settings-at-start", func(t *testing.T) {
+		before := s.production(t)
+		// Its own value: the app's own log in the emulator's state folder
+		// holds what the app printed, as App Service's log stream would,
+		// and the other subtests scan that folder for the shared secrets.
+		printed := randomSecret("printed-by-the-app-")
+		sec := maps(sec)
+		sec.add(t, "a slot app setting the app prints", printed)
+		setSlotSetting(t, s, "SLOT_DB_PASSWORD", printed)
+		defer setSlotSetting(t, s, "SLOT_DB_PASSWORD", slotSecret)
+		dir := e2e.Project(t, "workspace")
+		settingsFile := filepath.Join(dir, "mysite", "settings.py")
+		writeFile(t, settingsFile, readFile(t, settingsFile)+"\nimport os, sys\nif not os.environ.get('DJDEPLOY_BUILD'):\n    print('config: db password', os.environ.get('SLOT_DB_PASSWORD'), file=sys.stderr)\n    raise SystemExit(3)\n")
+		env := baseEnv(t.TempDir())
+		for name, v := range releaseSettings(s) {
+			st, _ := settings.Lookup(name)
+			env[st.EnvName()] = v
+		}
+		for name, v := range bySetting {
+			st, _ := settings.Lookup(name)
+			env[st.EnvName()] = v
+		}
+		env["DJDEPLOY_CREDENTIAL"] = "access-token"
+		r := s.run(t, dir, env, "release")
+		if r.Code != 1 {
+			t.Fatalf("an app that fails at start: want exit 1: %s", r)
+		}
+		if !strings.Contains(r.Stderr, "config: db password ***") {
+			t.Errorf("the failed instance's log is not shown with the setting hidden:\n%s", r.Stderr)
+		}
+		if got := s.production(t); got != before {
+			t.Errorf("production serves %q after a failed release, want %q", got, before)
+		}
+		leaks(t, "stdout", r.Stdout, sec, false)
+		leaks(t, "stderr", r.Stderr, sec, false)
+	})
+
 	t.Run("shell-wrong-client-secret", func(t *testing.T) {
 		before := s.production(t)
 		dir := e2e.Project(t, "workspace")
