@@ -1,12 +1,12 @@
 package appservice
 
 import (
-	"github.com/djdeploy/djdeploy/internal/redact"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/djdeploy/djdeploy/internal/redact"
 	"io"
 	"net/http"
 	"net/url"
