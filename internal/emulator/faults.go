@@ -190,6 +190,7 @@ type requestRecord struct {
 	Method string
 	Path   string
 	Status int
+	At     time.Time
 }
 
 // Requests counts the requests (on any host) whose method and path match,
@@ -201,6 +202,21 @@ func (e *Emulator) Requests(method, pathPattern string) int {
 	n := 0
 	for _, r := range e.reqs {
 		if (method == "" || method == "*" || strings.EqualFold(method, r.Method)) && re.MatchString(r.Path) {
+			n++
+		}
+	}
+	return n
+}
+
+// RequestsBetween is Requests for the requests that arrived in [from, to).
+func (e *Emulator) RequestsBetween(method, pathPattern string, from, to time.Time) int {
+	re := patternRE(pathPattern)
+	e.reqMu.Lock()
+	defer e.reqMu.Unlock()
+	n := 0
+	for _, r := range e.reqs {
+		if (method == "" || method == "*" || strings.EqualFold(method, r.Method)) && re.MatchString(r.Path) &&
+			!r.At.Before(from) && r.At.Before(to) {
 			n++
 		}
 	}
@@ -250,7 +266,7 @@ func (e *Emulator) instrument(kind string, h http.Handler) http.Handler {
 			return
 		}
 		// Counted on arrival, so a request held by a delay already counts.
-		rec := &requestRecord{Kind: kind, Method: r.Method, Path: r.URL.Path}
+		rec := &requestRecord{Kind: kind, Method: r.Method, Path: r.URL.Path, At: time.Now()}
 		e.reqMu.Lock()
 		e.reqs = append(e.reqs, rec)
 		e.reqMu.Unlock()
