@@ -7,7 +7,6 @@ package cdn
 import (
 	"context"
 	"fmt"
-	"github.com/djdeploy/djdeploy/internal/webfiles"
 	"net/http"
 	"net/url"
 	"sort"
@@ -22,6 +21,7 @@ import (
 	"github.com/djdeploy/djdeploy/internal/azure"
 	"github.com/djdeploy/djdeploy/internal/problem"
 	"github.com/djdeploy/djdeploy/internal/progress"
+	"github.com/djdeploy/djdeploy/internal/webfiles"
 	"golang.org/x/sync/errgroup"
 )
 

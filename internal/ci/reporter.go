@@ -7,13 +7,13 @@ package ci
 
 import (
 	"fmt"
-	"github.com/djdeploy/djdeploy/internal/redact"
 	"strings"
 	"sync"
 	"time"
 	"unicode"
 
 	"github.com/djdeploy/djdeploy/internal/progress"
+	"github.com/djdeploy/djdeploy/internal/redact"
 )
 
 // Log is a CI log's own syntax. The adapter turns each call into its

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/djdeploy/djdeploy/internal/redact"
 	"strings"
 	"time"
 
 	"github.com/djdeploy/djdeploy/internal/problem"
+	"github.com/djdeploy/djdeploy/internal/redact"
 	"github.com/djdeploy/djdeploy/internal/report"
 )
 

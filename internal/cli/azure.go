@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"github.com/djdeploy/djdeploy/internal/redact"
 	"io"
 	"net/http"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/djdeploy/djdeploy/internal/azure"
 	"github.com/djdeploy/djdeploy/internal/problem"
 	"github.com/djdeploy/djdeploy/internal/progress"
+	"github.com/djdeploy/djdeploy/internal/redact"
 	"github.com/djdeploy/djdeploy/internal/settings"
 )
 
