@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/djdeploy/djdeploy/internal/appservice"
+	"github.com/djdeploy/djdeploy/internal/problem"
 	"github.com/djdeploy/djdeploy/internal/settings"
 	"github.com/spf13/cobra"
 )
@@ -49,7 +50,12 @@ The wait is bounded by --deploy-timeout (default 20m). A deployment already
 in progress (HTTP 409) is waited out within it. A failed build or start
 prints the tail of the deployment log and exits 1.
 
---slot production deploys to the site itself; the default slot is staging.`,
+--slot production deploys to the site itself; the default slot is staging.
+
+With the static files' storage configured (as for 'djdeploy release'),
+deploy holds the release lock while it writes, so it never lands in a slot
+a running release is about to swap: it waits up to --lock-timeout for the
+holder, then fails naming it.`,
 		Example: `  djdeploy deploy -g my-rg --app my-site --package build/app.zip
   djdeploy deploy -g my-rg --app my-site --slot staging --package build/app.zip --fix-settings --json
 
@@ -87,6 +93,11 @@ prints the tail of the deployment log and exits 1.
 			if vals.Get("python-version").Source != settings.FromDefault {
 				py = vals.String("python-version")
 			}
+			lock, err := env.holdReleaseLock(cmd.Context(), vals, "deploy")
+			if err != nil {
+				return err
+			}
+			defer env.releaseLockWhenDone(cmd.Context(), lock)
 			cfg, err := c.EnsureConfig(cmd.Context(), appservice.ConfigOptions{
 				Target:         t,
 				Release:        rel,
@@ -97,6 +108,9 @@ prints the tail of the deployment log and exits 1.
 			})
 			if err != nil {
 				return err
+			}
+			if err := lock.Check(cmd.Context()); err != nil {
+				return problem.Failf("re-run the deploy once the other release has finished", "lost the release lock before deploying: %v", err)
 			}
 			res, err := c.Deploy(cmd.Context(), appservice.DeployOptions{Target: t, Package: pkg, Timeout: vals.Duration("deploy-timeout")})
 			if err != nil {

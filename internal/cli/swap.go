@@ -35,7 +35,10 @@ WEBSITE_SWAP_WARMUP_PING_PATH, else /.
 
 --action preview applies production's slot settings to the slot and warms
 it up (swap with preview, phase 1); --action complete finishes it; --action
-cancel restores the slot's own settings.`,
+cancel restores the slot's own settings.
+
+With the static files' storage configured (as for 'djdeploy release'), swap
+holds the release lock, waiting up to --lock-timeout for a running release.`,
 		Example: `  djdeploy swap -g my-rg --app my-site --slot staging
   djdeploy swap -g my-rg --app my-site --slot staging --expect-release 2024-05-01.3 --json
 
@@ -81,6 +84,11 @@ cancel restores the slot's own settings.`,
 			if plan.Swap.Target.IsProduction() {
 				return problem.Usagef("give the deployment slot with --slot (e.g. staging)", "swap needs a deployment slot, not production")
 			}
+			lock, err := env.holdReleaseLock(cmd.Context(), vals, "swap")
+			if err != nil {
+				return err
+			}
+			defer env.releaseLockWhenDone(cmd.Context(), lock)
 			rep, err := c.RunSwap(cmd.Context(), plan)
 			if asJSON && rep != nil {
 				// The summary is printed on failure too: it says whether the

@@ -250,7 +250,10 @@ func (r *runner) do(ctx context.Context, name string, fn func(ctx context.Contex
 	end := progress.Step(r.rep, name)
 	defer end()
 	s.Started = time.Now()
-	detail, err := fn(ctx)
+	detail, err := "", r.stillLocked(ctx, name)
+	if err == nil {
+		detail, err = fn(ctx)
+	}
 	s.Duration = time.Since(s.Started)
 	var sk skip
 	switch {
@@ -266,6 +269,22 @@ func (r *runner) do(ctx context.Context, name string, fn func(ctx context.Contex
 	s.Status, s.Detail = report.StepDone, detail
 	if r.st != nil && r.st.ReleaseID != "" {
 		r.markDone(ctx, name)
+	}
+	return nil
+}
+
+// stillLocked checks, before a step that may change the slot, production,
+// the container or the CDN, that this release still holds the lock: a run
+// paused past its lease (a frozen runner, SIGSTOP) may find that another
+// release took the lock and changed production meanwhile, and must not
+// swap its older code over it.
+func (r *runner) stillLocked(ctx context.Context, step string) error {
+	if r.lock == nil || step == StepLock || step == StepBuild {
+		return nil
+	}
+	if err := r.lock.Check(ctx); err != nil {
+		return problem.Failf("another release may have run meanwhile: check what production serves, then re-run this release if it should still go out",
+			"lost the release lock, stopping before %s: %v", step, err)
 	}
 	return nil
 }
@@ -587,6 +606,9 @@ func (r *runner) deploy(ctx context.Context, live liveState) (string, error) {
 	}
 	for _, w := range cres.Warnings {
 		r.rep.Warnf("%s", w)
+	}
+	if err := r.stillLocked(ctx, StepDeploy); err != nil {
+		return "", err
 	}
 	dres, err := r.deps.App.Deploy(ctx, appservice.DeployOptions{Target: r.opt.Target, Package: r.art.ZipPath, Timeout: r.opt.DeployTimeout})
 	if err != nil {

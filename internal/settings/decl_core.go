@@ -47,19 +47,20 @@ func init() {
 		Setting{Name: "python-version", Group: "Build", Default: "3.12", Description: "Python version of the App Service runtime (linuxFxVersion PYTHON|X.Y)",
 			Commands: []string{"build", "deploy"}},
 
-		// Static files.
+		// Static files. deploy and swap reach the container for the release
+		// lock that every command changing a slot or production holds.
 		Setting{Name: "storage-account", Group: "Static files", Description: "storage account that holds the static files (signs in with the Azure credential)",
-			Commands: []string{"static"}},
+			Commands: []string{"static", "deploy", "swap"}},
 		Setting{Name: "storage-connection-string", Env: "AZURE_STORAGE_CONNECTION_STRING", Group: "Static files", Secret: true,
 			Description: "storage connection string (account key or SAS), for emulators and accounts without Entra ID access",
-			Commands:    []string{"static"}},
+			Commands:    []string{"static", "deploy", "swap"}},
 		Setting{Name: "blob-endpoint", Group: "Static files", SecretParts: redact.SASSecrets,
 			Description: "Blob service URL (default: https://<storage-account>.blob.<cloud suffix>/); one carrying a SAS token is a secret: give it in the environment, never in djdeploy.yaml",
-			Commands:    []string{"static"}},
+			Commands:    []string{"static", "deploy", "swap"}},
 		Setting{Name: "static-container", Group: "Static files", Default: "static", Description: "Blob container for the static files",
-			Commands: []string{"static"}},
+			Commands: []string{"static", "deploy", "swap"}},
 		Setting{Name: "static-prefix", Group: "Static files", Description: "folder (blob name prefix) inside the container, e.g. static/",
-			Commands: []string{"static"}},
+			Commands: []string{"static", "deploy", "swap"}},
 
 		// CDN.
 		Setting{Name: "cdn-profile", Group: "CDN", Description: "Azure Front Door or CDN profile; its SKU decides the kind",

@@ -5,7 +5,9 @@ package settings
 func init() {
 	sync := []string{"static sync"}
 	prune := []string{"static prune"}
-	locked := []string{"static sync", "static prune"} // mark-production takes no lock
+	// Every command that changes a slot or production holds the release
+	// lock (mark-production takes none: it only appends to the history).
+	locked := []string{"static sync", "static prune", "deploy", "swap"}
 	Register(
 		Setting{Name: "static-concurrency", Kind: Int, Default: "32", Min: "1", Max: "256", Group: "Static files",
 			Description: "how many files are uploaded at once", Commands: sync},
@@ -30,7 +32,7 @@ func init() {
 			Description: "prune keeps files and releases younger than this (pages cached by browsers and the CDN still reference them)",
 			Commands:    prune},
 		Setting{Name: "lock-timeout", Kind: Duration, Default: "10m", Min: "0s", Max: "24h", Group: "Release",
-			Description: "how long a release waits for another release holding the lock on the static container before failing",
+			Description: "how long a command waits for another release, deploy or swap holding the release lock on the static container before failing",
 			Commands:    locked},
 	)
 }

@@ -27,6 +27,17 @@ const lockName = "lock"
 // Tests shorten it (Azure accepts 15-60 s).
 var leaseDuration = 60 * time.Second
 
+// LeaseEnv shortens the lease for tests of a paused or killed djdeploy
+// process (another OS process, so the test cannot set leaseDuration).
+// Azure accepts 15-60 s; other values are ignored. Never needed in use.
+const LeaseEnv = "DJDEPLOY_TEST_LOCK_LEASE"
+
+func init() {
+	if d, err := time.ParseDuration(os.Getenv(LeaseEnv)); err == nil && d >= 15*time.Second && d <= 60*time.Second {
+		leaseDuration = d
+	}
+}
+
 // ErrLockLost means the lease could not be renewed: another release may
 // now hold the lock, so the holder must stop writing.
 var ErrLockLost = errors.New("the release lock was lost (its lease could not be renewed)")
@@ -39,11 +50,12 @@ type Lock struct {
 	Holder string
 	Since  time.Time
 
-	stop chan struct{}
-	done chan struct{}
-	mu   sync.Mutex
-	err  error
-	once sync.Once
+	stop   chan struct{}
+	done   chan struct{}
+	mu     sync.Mutex
+	err    error
+	lastOK time.Time // last time the service confirmed the lease
+	once   sync.Once
 }
 
 // LockHolder is who holds (or last held) a lock, read from the lock blob.
@@ -156,7 +168,7 @@ func AcquireLock(ctx context.Context, c *Client, holder string, wait time.Durati
 		}
 	}
 
-	l := &Lock{c: c, lease: lc, Holder: holder, Since: time.Now().UTC(), stop: make(chan struct{}), done: make(chan struct{})}
+	l := &Lock{c: c, lease: lc, Holder: holder, Since: time.Now().UTC(), lastOK: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
 	host, _ := os.Hostname()
 	md := map[string]*string{
 		"djdeploy_holder": to.Ptr(headerSafe(holder)),
@@ -202,7 +214,6 @@ func ReadLockHolder(ctx context.Context, c *Client) (LockHolder, error) {
 func (l *Lock) renew() {
 	defer close(l.done)
 	interval := leaseDuration / 3
-	lastOK := time.Now()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -212,22 +223,66 @@ func (l *Lock) renew() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), interval)
-		_, err := l.lease.RenewLease(ctx, nil)
+		err := l.confirm(ctx)
 		cancel()
-		if err == nil {
-			lastOK = time.Now()
-			continue
-		}
-		// A definite answer (another lease id, no lease) or a lease that
-		// must have expired by now: stop and tell the holder.
-		if bloberror.HasCode(err, bloberror.LeaseIDMismatchWithLeaseOperation, bloberror.LeaseNotPresentWithLeaseOperation, bloberror.LeaseLost, bloberror.BlobNotFound) ||
-			time.Since(lastOK) >= leaseDuration {
-			l.mu.Lock()
-			l.err = fmt.Errorf("%w: %s", ErrLockLost, shortError(err))
-			l.mu.Unlock()
+		if errors.Is(err, ErrLockLost) {
 			return
 		}
 	}
+}
+
+// confirm renews the lease once. A definite answer (another lease id, no
+// lease), or no confirmation for a whole lease duration, marks the lock
+// lost and returns ErrLockLost; a passing error within the lease is
+// returned as is (the lease still stands).
+func (l *Lock) confirm(ctx context.Context) error {
+	if err := l.Err(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	before := l.lastOK
+	l.mu.Unlock()
+	// A process paused past its lease (SIGSTOP, a frozen VM) must not
+	// trust a renewal: another holder may have taken and given back the
+	// lock meanwhile, changing what it protects.
+	if time.Since(before) >= leaseDuration {
+		return l.lose(fmt.Errorf("the lease was not renewed for %s", time.Since(before).Round(time.Second)))
+	}
+	_, err := l.lease.RenewLease(ctx, nil)
+	if err == nil {
+		l.mu.Lock()
+		l.lastOK = time.Now()
+		l.mu.Unlock()
+		return nil
+	}
+	if bloberror.HasCode(err, bloberror.LeaseIDMismatchWithLeaseOperation, bloberror.LeaseNotPresentWithLeaseOperation, bloberror.LeaseLost, bloberror.BlobNotFound) ||
+		time.Since(before) >= leaseDuration {
+		return l.lose(errors.New(shortError(err)))
+	}
+	return err
+}
+
+func (l *Lock) lose(why error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err == nil {
+		l.err = fmt.Errorf("%w: %v", ErrLockLost, why)
+	}
+	return l.err
+}
+
+// Check asks the service, with one lease renewal, whether the lock is
+// still held, before a step changes anything. It returns an error wrapping
+// ErrLockLost when the lease lapsed or another run holds it now. A passing
+// network error within the lease's lifetime is not a loss.
+func (l *Lock) Check(ctx context.Context) error {
+	if l == nil {
+		return nil
+	}
+	if err := l.confirm(ctx); errors.Is(err, ErrLockLost) {
+		return err
+	}
+	return nil
 }
 
 // Err is non-nil once the lock is lost; work done under it must stop.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
 	"github.com/djdeploy/djdeploy/internal/problem"
 )
 
@@ -251,3 +254,50 @@ func TestSyncKilledMidwayResumes(t *testing.T) {
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// TestLockCheckAfterTakeover: a holder whose lease was taken by another
+// run (broken here, as an expired lease is taken in life), or which was
+// paused past its lease, learns it from Check before it writes again,
+// while the new holder's Check passes.
+func TestLockCheckAfterTakeover(t *testing.T) {
+	srv := startAzurite(t)
+	ctx := context.Background()
+	c := open(t, srv, "static", "", nil)
+	l1, err := AcquireLock(ctx, c, "first", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l1.Release(ctx)
+	if err := l1.Check(ctx); err != nil {
+		t.Fatalf("check of a held lock: %v", err)
+	}
+	breaker, err := lease.NewBlobClient(c.container.NewBlockBlobClient(c.metaName(lockName)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := breaker.BreakLease(ctx, &lease.BlobBreakOptions{BreakPeriod: to.Ptr(int32(0))}); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := AcquireLock(ctx, c, "second", 0, nil)
+	if err != nil {
+		t.Fatalf("acquire after the break: %v", err)
+	}
+	defer l2.Release(ctx)
+	if err := l1.Check(ctx); !errors.Is(err, ErrLockLost) {
+		t.Fatalf("check of the lock taken over: %v, want ErrLockLost", err)
+	}
+	if err := l1.Err(); !errors.Is(err, ErrLockLost) {
+		t.Fatalf("Err after a failed check: %v", err)
+	}
+	if err := l2.Check(ctx); err != nil {
+		t.Fatalf("the new holder's check: %v", err)
+	}
+	// Paused past the lease: the renewal would even succeed when nobody
+	// took the lock, but what it protected may have changed meanwhile.
+	l2.mu.Lock()
+	l2.lastOK = time.Now().Add(-leaseDuration - time.Second)
+	l2.mu.Unlock()
+	if err := l2.Check(ctx); !errors.Is(err, ErrLockLost) || !strings.Contains(err.Error(), "not renewed") {
+		t.Fatalf("check after a pause past the lease: %v", err)
+	}
+}

@@ -158,6 +158,23 @@ func (c *Client) Prune(ctx context.Context, opts PruneOptions, rep progress.Repo
 	if !exists {
 		return res, nil
 	}
+	// Another app's prefix inside ours (a container shared by apps, one
+	// with no prefix): its files are referenced by its manifests, not
+	// ours, and its state is not ours to delete.
+	others := otherPrefixes(blobs, c.prefix)
+	if c.prefix == "" && len(others) > 0 {
+		return nil, problem.Usagef("give this app its own static-prefix (e.g. static/), or prune from the prefix that owns the files; nothing was deleted",
+			"static-prefix is empty in container %s, where other prefixes keep djdeploy state (%s): a prune here would delete their files",
+			c.name, strings.Join(others, ", "))
+	}
+	for name := range blobs {
+		for _, o := range others {
+			if strings.HasPrefix(name, o) {
+				delete(blobs, name)
+				break
+			}
+		}
+	}
 	now := opts.Now()
 	cutoff := now.Add(-opts.Grace)
 
@@ -249,6 +266,34 @@ func (c *Client) Prune(ctx context.Context, opts PruneOptions, rep progress.Repo
 		return nil, err
 	}
 	return res, nil
+}
+
+// otherPrefixes are the prefixes below prefix that hold another djdeploy
+// prefix's state (a "<p>.djdeploy/" folder with p other than prefix).
+func otherPrefixes(blobs map[string]*remote, prefix string) []string {
+	seen := map[string]bool{}
+	for name := range blobs {
+		for i := 0; i < len(name); {
+			j := strings.Index(name[i:], MetaDir)
+			if j < 0 {
+				break
+			}
+			at := i + j
+			if at == 0 || name[at-1] == '/' {
+				if p := name[:at]; p != prefix && strings.HasPrefix(p, prefix) {
+					seen[p] = true
+				}
+				break
+			}
+			i = at + 1
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for p := range seen {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // deleteBlobs deletes in batches of 256 (one request each), falling back

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/djdeploy/djdeploy/internal/problem"
 )
 
 // syncRelease syncs a release made of shared files plus its own.
@@ -123,5 +125,51 @@ func TestPrune(t *testing.T) {
 	}
 	if !slices.Contains(blobNames(t, c), "site/app.00000004.js") {
 		t.Error("prune deleted files before refusing")
+	}
+}
+
+// TestPruneStaysInItsPrefix: apps sharing a container (issue 12's
+// reproduction 7). A prune never deletes another prefix's files or state,
+// and one at an empty prefix, above other apps' state, is refused.
+func TestPruneStaysInItsPrefix(t *testing.T) {
+	srv := startAzurite(t)
+	ctx := context.Background()
+	root := open(t, srv, "shared", "", nil)
+	outer := open(t, srv, "shared", "a", nil)
+	inner := open(t, srv, "shared", "a/y", nil)
+	for _, c := range []*Client{root, outer, inner} {
+		syncRelease(t, c, "old", "old.11111111.js")
+		syncRelease(t, c, "live", "live.22222222.js")
+		if err := c.MarkProduction(ctx, "live"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := blobNames(t, root)
+	later := func() time.Time { return time.Now().Add(48 * time.Hour) }
+
+	_, err := root.Prune(ctx, PruneOptions{Keep: 1, Now: later}, nil)
+	if p, ok := problem.As(err); !ok || !p.Usage || !strings.Contains(p.What, "a/") || !strings.Contains(p.Fix, "static-prefix") {
+		t.Fatalf("prune at the empty prefix of a shared container: %v, want a usage error naming a/", err)
+	}
+	if after := blobNames(t, root); !slices.Equal(before, after) {
+		t.Fatalf("the refused prune deleted blobs: before %v, after %v", before, after)
+	}
+
+	// a/ prunes its own old release, and nothing below a/y/.
+	res, err := outer.Prune(ctx, PruneOptions{Keep: 1, Now: later}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Paths, []string{"a/old.11111111.js"}) || !slices.Equal(res.PrunedReleases, []string{"old"}) {
+		t.Fatalf("prune of a/ deleted %v and releases %v; want only a/old.11111111.js and old", res.Paths, res.PrunedReleases)
+	}
+	after := blobNames(t, root)
+	for _, name := range before {
+		if strings.HasPrefix(name, "a/y/") && !slices.Contains(after, name) {
+			t.Errorf("prune of a/ deleted %s of prefix a/y/", name)
+		}
+	}
+	if !slices.Contains(after, "a/y/old.11111111.js") || !slices.Contains(after, "a/y/.djdeploy/production.json") {
+		t.Errorf("a/y/ lost its files or state: %v", after)
 	}
 }
