@@ -2,8 +2,10 @@ package emulator
 
 import (
 	"archive/zip"
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +17,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestBindLoopback(t *testing.T) {
@@ -161,4 +164,93 @@ func countFiles(t *testing.T, root, id string) int {
 		return nil
 	})
 	return n
+}
+
+// childEnv makes the test binary an emulator that deploys one app and
+// waits to be killed (TestKilledEmulatorTakesItsAppsAlong).
+const childEnv = "DJDEPLOY_EMULATOR_TEST_CHILD"
+
+func runChildEmulator() {
+	res := DefaultResources()
+	res.Apps[0].AppCommandLine = "python3 -m http.server $PORT --bind 0.0.0.0"
+	e, err := Start(context.Background(), Config{Resources: res})
+	if err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, _ := zw.Create("index.html")
+	w.Write([]byte("hello"))
+	zw.Close()
+	req, _ := http.NewRequest("POST", e.SCMURL("demo-app", "staging")+"/api/publish?type=zip", &buf)
+	req.Header.Set("Authorization", "Bearer "+e.Token())
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		fmt.Println("ERROR deploying", err, resp)
+		os.Exit(1)
+	}
+	in := e.findSlot("demo-app", "staging").inst.Load()
+	fmt.Printf("APP %d %d\n", in.cmd.Process.Pid, in.port)
+	select {}
+}
+
+// TestKilledEmulatorTakesItsAppsAlong: a SIGKILLed emulator left its apps
+// running as orphans, still listening. Its app (bound 0.0.0.0 by its
+// startup command, rewritten to 127.0.0.1) now dies with it.
+func TestKilledEmulatorTakesItsAppsAlong(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 is needed for the app")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var pid, port int
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if _, serr := fmt.Sscanf(line, "APP %d %d", &pid, &port); err != nil || serr != nil {
+		t.Fatalf("the child emulator said %q (%v)", line, err)
+	}
+	if ex := exposedListeners(port); len(ex) != 0 {
+		t.Errorf("the app listens on %v", ex)
+	}
+	if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err != nil {
+		t.Fatalf("the app does not answer on 127.0.0.1:%d: %v", port, err)
+	} else {
+		c.Close()
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	// The kernel delivers the parent-death signal at once; a process still
+	// there after this long is an orphan.
+	for i := 0; i < 300 && syscall.Kill(pid, 0) == nil; i++ {
+		if st, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); strings.Contains(string(st), ") Z ") {
+			break // a zombie waiting for its reaper is dead
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil && !strings.Contains(string(st), ") Z ") {
+		t.Errorf("app process %d outlived its killed emulator: %s", pid, st)
+	}
+	// The app's own server (a child of "sh -c", out of a parent-death
+	// signal's reach) must be gone too: nothing answers on its port.
+	for i := 0; i < 300; i++ {
+		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			return
+		}
+		c.Close()
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("the app still answers on 127.0.0.1:%d after its emulator was killed", port)
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
 }

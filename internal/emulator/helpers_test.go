@@ -29,6 +29,9 @@ var (
 
 // TestMain closes the shared emulator (and its app processes) at the end.
 func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		runChildEmulator() // never returns
+	}
 	code := m.Run()
 	if sharedEmu != nil {
 		sharedEmu.Close()

@@ -216,6 +216,25 @@ func (e *Emulator) runDeployment(sl *slot, d *deployment, zipPath string) {
 	e.finishDeployment(sl, d, kuduSuccess, "RuntimeSuccessful", "", nil)
 }
 
+// lifeline starts the group's watcher (see startInstance): it blocks on fd
+// 3 until the emulator's end of the pipe closes, then kills the group. The
+// app itself does not keep fd 3, and the watcher keeps none of the app's
+// output pipes (cmd.Wait would wait for it).
+const lifeline = "(read _ <&3; kill -KILL 0) </dev/null >/dev/null 2>&1 & exec 3<&-; "
+
+// shellJoin quotes args into one shell command; a "sh -c" command is kept
+// as its script.
+func shellJoin(args []string) string {
+	if len(args) == 3 && args[0] == "/bin/sh" && args[1] == "-c" {
+		return args[2]
+	}
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = shellQuote(a)
+	}
+	return "exec " + strings.Join(q, " ")
+}
+
 // removeFailedRelease deletes the folder of a release that failed to start
 // once a deployment replaces it. A failed release stays while it is the
 // slot's content (a settings change restarts it, as on App Service).
@@ -496,21 +515,33 @@ func (e *Emulator) startInstance(sl *slot, dir, release string, failRuntime bool
 	_ = os.MkdirAll(filepath.Dir(logPath), 0o755)
 	lf, _ := os.Create(logPath)
 	in := &instance{release: release, dir: dir, port: port, out: &tail{max: 64 << 10, f: lf}, exited: make(chan struct{})}
-	cmd := exec.Command(args[0], args[1:]...)
+	// The app runs in its own process group, so stop ends its workers too,
+	// and dies with the emulator even when the emulator is SIGKILLed: the
+	// direct child gets a parent-death signal, and a watcher in the group
+	// reads a pipe only the emulator holds open; at its EOF (the emulator
+	// is gone) the watcher kills the whole group, the app a "sh -c" forked
+	// included, which no parent-death signal reaches.
+	lifeR, lifeW, err := os.Pipe()
+	if err != nil {
+		return in, err
+	}
+	script := lifeline + shellJoin(args)
+	cmd := exec.Command("/bin/sh", "-c", script)
 	cmd.Dir = dir
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = in.out, in.out
-	// Its own process group, so stop ends the workers too; and killed with
-	// the emulator (Pdeathsig), so a crashed emulator leaves no app still
-	// listening. Grandchildren a parent-death signal misses are found by
-	// the next start (stopOrphans).
+	cmd.ExtraFiles = []*os.File{lifeR} // fd 3
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	lifeR.Close()
+	if err != nil {
+		lifeW.Close()
 		return in, fmt.Errorf("starting %s: %w", args[0], err)
 	}
 	in.cmd = cmd
 	go func() {
 		in.exitErr = cmd.Wait()
+		lifeW.Close()
 		if lf != nil {
 			lf.Close()
 		}
