@@ -48,7 +48,7 @@ func TestBenchCanaryThreeRegions(t *testing.T) {
 	env := e2e.With(e2e.Env(emu, py), map[string]string{"DJDEPLOY_PROJECT": proj, "DJDEPLOY_FIX_SETTINGS": "true",
 		"DJDEPLOY_ACCESS_TOKEN": "", "AZURE_CLIENT_ID": emu.ClientID(), "AZURE_CLIENT_SECRET": emu.ClientSecret(),
 		"DJDEPLOY_TARGETS": "demo-rg/demo-app/staging,demo-rg/demo-app-neu/staging,demo-rg/demo-app-eus/staging",
-		"DJDEPLOY_APP": "", "DJDEPLOY_RESOURCE_GROUP": ""})
+		"DJDEPLOY_APP":     "", "DJDEPLOY_RESOURCE_GROUP": ""})
 	ctx := context.Background()
 	if r := e2e.Main(ctx, env, "release"); r.Code != 0 {
 		t.Fatalf("first rollout:\n%s", r)

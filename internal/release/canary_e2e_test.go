@@ -7,14 +7,19 @@ package release_test
 // over HTTP.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -317,6 +322,56 @@ func TestCanaryReleases(t *testing.T) {
 		page, err := e2e.Production(h.http, h.emu, app)
 		if err != nil || page.Release != rep.ReleaseID {
 			t.Fatalf("production serves %q, want %s: %v", page.Release, rep.ReleaseID, err)
+		}
+		relA = rep.ReleaseID
+	})
+
+	t.Run("a runner killed mid-canary resumes at the next step", func(t *testing.T) {
+		bin := filepath.Join(t.TempDir(), "djdeploy")
+		if out, err := exec.Command("go", "build", "-o", bin, filepath.Join(e2e.Root(t), "cmd", "djdeploy")).CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
+		e2e.Edit(t, proj, "pages/templates/pages/home.html", " (probed)</h1>", " (resumed)</h1>")
+		l := startLoad(h.emu)
+		defer l.Stop()
+		args := canary("--canary-steps", "5,25,50", "--canary-interval", "3s")
+		cmd := exec.Command(bin, args...)
+		for k, v := range base {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		cmd.Env = append(cmd.Env, "PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"))
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		killed := false
+		for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline) && !killed; time.Sleep(100 * time.Millisecond) {
+			if trafficRules(t, h.emu) == "staging:25" {
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+				killed = true
+			}
+		}
+		cmd.Wait()
+		if !killed {
+			t.Fatalf("the canary never reached 25%%:\n%s", stderr.String())
+		}
+		// The dead runner's lock lease lapses within a minute; the re-run
+		// waits for it, then resumes after 5%.
+		res := e2e.Main(ctx, base, args...)
+		if res.Code != 0 || !strings.Contains(res.Stderr, "resuming after 5%") {
+			t.Fatalf("re-run after the kill:\n%s", res)
+		}
+		rep := releaseJSON(t, res)
+		if len(rep.Gates) != 3 || rep.Gates[0].Reason != "passed in an earlier run" || rep.Gates[1].Requests == 0 {
+			t.Fatalf("gates after resuming: %+v", rep.Gates)
+		}
+		page, err := e2e.Production(h.http, h.emu, app)
+		if err != nil || page.Release != rep.ReleaseID || !strings.Contains(page.Body, "(resumed)") {
+			t.Fatalf("production serves %q, want %s: %v", page.Release, rep.ReleaseID, err)
+		}
+		if r := trafficRules(t, h.emu); r != "" {
+			t.Fatalf("traffic rules left: %s", r)
 		}
 		relA = rep.ReleaseID
 	})

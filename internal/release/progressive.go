@@ -112,6 +112,12 @@ func (r *runner) canary(ctx context.Context) (string, error) {
 			r.rep.Warnf("resetting %s's settings after the aborted canary: %v", t, err)
 		}
 		r.annotate(uctx, "canary aborted", map[string]string{"Reason": firstLine(cause.Error())})
+		if r.st != nil && r.st.ReleaseID != "" && r.st.CanaryPassed > 0 {
+			// An aborted canary starts over: its shares passed before the
+			// failure prove nothing about the next attempt.
+			r.st.CanaryPassed = 0
+			r.saveState(uctx)
+		}
 		return cause
 	}
 	hc := r.opt.WarmUp
@@ -123,7 +129,19 @@ func (r *runner) canary(ctx context.Context) (string, error) {
 	}
 	meter := p.Meter(t)
 	var passed []string
+	resumed := 0.0
+	if r.st != nil {
+		resumed = r.st.CanaryPassed
+	}
+	if resumed > 0 {
+		r.rep.Infof("canary: resuming after %g%%, whose gate passed in an earlier run", resumed)
+	}
 	for _, pct := range p.Steps {
+		if pct <= resumed {
+			r.out.Gates = append(r.out.Gates, report.Gate{Step: StepCanary, Percent: pct, Outcome: string(gates.Pass), Reason: "passed in an earlier run"})
+			passed = append(passed, fmt.Sprintf("%g%%", pct))
+			continue
+		}
 		if err := r.deps.App.SetTraffic(ctx, prod, t.Slot, pct); err != nil {
 			return "", abort(err)
 		}
@@ -142,6 +160,10 @@ func (r *runner) canary(ctx context.Context) (string, error) {
 			return "", abort(problem.Failf(fix, "canary at %g%%: %s", pct, v.Reason))
 		}
 		passed = append(passed, fmt.Sprintf("%g%%", pct))
+		if r.st != nil && r.st.ReleaseID != "" {
+			r.st.CanaryPassed = pct
+			r.saveState(ctx)
+		}
 	}
 	// Nobody is routed to the slot while it swaps: afterwards it holds the
 	// previous release.

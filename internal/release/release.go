@@ -169,6 +169,9 @@ type state struct {
 	PurgePaths []string             `json:"purge_paths"`
 	Deployment string               `json:"deployment_id,omitempty"`
 	Updated    time.Time            `json:"updated"`
+	// CanaryPassed is the largest canary share whose gate passed (a
+	// re-run after a killed runner resumes at the next step).
+	CanaryPassed float64 `json:"canary_passed,omitempty"`
 }
 
 func stateName(id string) string { return "resume/" + id + ".json" }
