@@ -89,7 +89,7 @@ func Maskable(env map[string]string) []string {
 	var out []string
 	for k, v := range env {
 		v = strings.TrimSpace(v)
-		if len(v) < MinMasked || publicURL(v) || publicName(k) {
+		if len(v) < MinMasked || publicName(k) || publicList(v) {
 			continue
 		}
 		out = append(out, v)
@@ -107,6 +107,28 @@ func publicName(k string) bool {
 	}
 	return strings.HasPrefix(k, "WEBSITE_") || strings.HasPrefix(k, "SCM_") || strings.HasPrefix(k, "DJDEPLOY_")
 }
+
+// publicList: a value made only of public URLs and host or module names
+// (ALLOWED_HOSTS, CSRF_TRUSTED_ORIGINS, a settings module), comma- or
+// space-separated. Masking those would hide the site's own address in
+// every later line of a CI log.
+func publicList(v string) bool {
+	toks := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
+	if len(toks) == 0 {
+		return false
+	}
+	for _, t := range toks {
+		if !publicURL(t) && !hostName.MatchString(strings.TrimPrefix(t, ".")) {
+			return false
+		}
+	}
+	return true
+}
+
+// hostName is a dotted name whose last label is letters (a top-level
+// domain, or a module's last part): long random labels and digits there,
+// which tokens and keys have, do not match.
+var hostName = regexp.MustCompile(`^([A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,63}$`)
 
 func publicURL(v string) bool {
 	u, err := url.Parse(v)

@@ -37,14 +37,19 @@ func TestMaskable(t *testing.T) {
 		"DEBUG":                  "false",
 		"DJANGO_SETTINGS_MODULE": "mysite.settings",
 		"SAS_URL":                "https://a.blob.core.windows.net/?sig=x",
+		"ALLOWED_HOSTS":          "demo-app.azurewebsites.net,.example.com",
+		"CSRF_TRUSTED_ORIGINS":   "https://demo-app.azurewebsites.net https://www.example.com",
+		"SETTINGS":               "mysite.settings.production",
+		"JWT":                    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlc2lnbmF0dXJl",
+		"API_KEY":                "sk-live.abcdefgh1234",
 	}
 	got := strings.Join(Maskable(env), "\n")
-	for _, want := range []string{"django-insecure-abcdefgh", "postgres://app:hunter22@db.example.com/app", "https://a.blob.core.windows.net/?sig=x"} {
+	for _, want := range []string{"django-insecure-abcdefgh", "postgres://app:hunter22@db.example.com/app", "https://a.blob.core.windows.net/?sig=x", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlc2lnbmF0dXJl", "sk-live.abcdefgh1234"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("Maskable misses %q", want)
 		}
 	}
-	for _, not := range []string{"https://cdn.example.net/static/", "false", "mysite.settings"} {
+	for _, not := range []string{"https://cdn.example.net/static/", "false", "mysite.settings", "demo-app.azurewebsites.net,.example.com", "https://demo-app.azurewebsites.net https://www.example.com", "mysite.settings.production"} {
 		if strings.Contains(got, not) {
 			t.Errorf("Maskable picks %q", not)
 		}
