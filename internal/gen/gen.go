@@ -88,8 +88,12 @@ func Inputs() []Input {
 			continue
 		}
 		def := s.Default
-		if d, ok := actionDefaults[s.Name]; ok {
-			def = "`" + d + "`"
+		if _, ok := actionDefaults[s.Name]; ok {
+			// GitHub's runner allows an expression only in an input's
+			// default (actions/runner action_yaml.json); one in the
+			// description makes the whole action.yml fail to load. The
+			// default is in the input's default: field, where GitHub shows it.
+			def = ""
 		}
 		out = append(out, Input{Name: s.Name, Description: describe(s, def), Default: actionDefaults[s.Name]})
 	}

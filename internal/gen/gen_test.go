@@ -167,3 +167,23 @@ func readFile(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	return string(b), err
 }
+
+// TestActionYAMLExpressionsOnlyInDefaults: GitHub's runner refuses an
+// action.yml with ${{ }} anywhere but an input's default (actionlint does
+// not check this; act and GitHub both failed to load the action).
+func TestActionYAMLExpressionsOnlyInDefaults(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "action.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, "${{") && !strings.HasPrefix(strings.TrimSpace(line), "default:") {
+			t.Errorf("action.yml:%d has an expression outside an input's default: %s", i+1, strings.TrimSpace(line))
+		}
+	}
+	for _, in := range Inputs() {
+		if strings.Contains(in.Description, "${{") {
+			t.Errorf("input %s: the generator puts an expression in the description", in.Name)
+		}
+	}
+}
