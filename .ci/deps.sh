@@ -23,3 +23,31 @@ if [ ! -x .tools/node_modules/.bin/azurite-blob ] || ! grep -q "\"version\": \"$
   mkdir -p .tools
   npm install --silent --no-audit --no-fund --save-exact --prefix .tools "azurite@$AZURITE_VERSION" >/dev/null
 fi
+
+# Python tool environments: every .ci/python/NAME.txt (a lock with hashes) is
+# installed into .tools/NAME with uv, on Python 3.12; a stamp of the lock's
+# hash makes a second run free.
+UV_VERSION=0.13.9
+py312=""
+for c in "$(command -v python3.12 || true)" "$HOME"/.pyenv/versions/3.12.*/bin/python3.12; do
+  [ -n "$c" ] && "$c" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && py312="$c"
+done
+for lock in .ci/python/*.txt; do
+  [ -e "$lock" ] || continue
+  name=$(basename "$lock" .txt)
+  sum=$(sha256sum "$lock" | cut -d' ' -f1)
+  [ "$(cat ".tools/$name/.lock-sha256" 2>/dev/null)" = "$sum" ] && continue
+  if [ -z "$py312" ]; then
+    echo "deps: Python 3.12 is needed for .tools/$name (install it with pyenv or apt)" >&2
+    exit 1
+  fi
+  if [ ! -x .tools/uv/bin/uv ] || ! .tools/uv/bin/uv --version | grep -q " $UV_VERSION"; then
+    echo "deps: installing uv $UV_VERSION into .tools/uv" >&2
+    "$py312" -m venv .tools/uv
+    .tools/uv/bin/pip install -q "uv==$UV_VERSION"
+  fi
+  echo "deps: installing .tools/$name from $lock" >&2
+  [ -x ".tools/$name/bin/python" ] || "$py312" -m venv ".tools/$name"
+  .tools/uv/bin/uv pip sync -q --python ".tools/$name/bin/python" --require-hashes "$lock"
+  echo "$sum" > ".tools/$name/.lock-sha256"
+done

@@ -28,9 +28,13 @@ func (e *Emulator) armRoot() http.Handler {
 	arm := e.requireBearer(false, http.HandlerFunc(e.serveARM))
 	admin := e.adminHandler()
 	query := e.queryAPIHandler()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return withRequestIDs(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/_emulator/") {
 			admin.ServeHTTP(w, r)
+			return
+		}
+		if strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, e.cfg.ARMBasePath), "/") == "/metadata/endpoints" {
+			e.serveMetadata(w, r) // anonymous, as on Azure
 			return
 		}
 		if strings.HasPrefix(r.URL.Path, "/v1/apps/") {
@@ -38,7 +42,7 @@ func (e *Emulator) armRoot() http.Handler {
 			return
 		}
 		arm.ServeHTTP(w, r)
-	})
+	}))
 }
 
 // armReq is a parsed ARM request path.
@@ -66,15 +70,22 @@ func (e *Emulator) serveARM(w http.ResponseWriter, r *http.Request) {
 	for i, s := range segs {
 		ls[i] = strings.ToLower(s)
 	}
-	if len(segs) < 2 || ls[0] != "subscriptions" {
+	if len(segs) < 1 || ls[0] != "subscriptions" {
 		armError(w, http.StatusNotFound, "NotFound", "No route matches "+r.URL.Path)
 		return
 	}
-	q := &armReq{w: w, r: r, sub: segs[1], apiVersion: r.URL.Query().Get("api-version")}
+	q := &armReq{w: w, r: r, apiVersion: r.URL.Query().Get("api-version")}
 	if q.apiVersion == "" {
 		armError(w, http.StatusBadRequest, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.")
 		return
 	}
+	if len(segs) <= 2 || (len(segs) <= 4 && ls[2] == "resourcegroups") {
+		if e.checkAPIVersion(w, "", "", q.apiVersion) {
+			e.serveSubscriptionScope(w, r, segs, ls)
+		}
+		return
+	}
+	q.sub = segs[1]
 	if !strings.EqualFold(q.sub, e.res.Subscription) {
 		armError(w, http.StatusNotFound, "SubscriptionNotFound", fmt.Sprintf("The subscription '%s' could not be found.", q.sub))
 		return
@@ -86,6 +97,13 @@ func (e *Emulator) serveARM(w http.ResponseWriter, r *http.Request) {
 		q.namespace, q.rest, q.lrest = ls[3], segs[4:], ls[4:]
 	default:
 		armError(w, http.StatusNotFound, "NotFound", "No route matches "+r.URL.Path)
+		return
+	}
+	typ := ""
+	if len(q.lrest) > 0 {
+		typ = q.rest[0]
+	}
+	if !e.checkAPIVersion(w, q.namespace, typ, q.apiVersion) {
 		return
 	}
 	if len(q.lrest) >= 2 && q.lrest[0] == "operationresults" {
@@ -151,6 +169,10 @@ func slotType(sl *slot, suffix string) string {
 }
 
 func (e *Emulator) serveWeb(q *armReq) {
+	if len(q.lrest) == 1 && q.lrest[0] == "sites" {
+		e.serveSiteList(q)
+		return
+	}
 	if len(q.lrest) < 2 {
 		armError(q.w, http.StatusNotFound, "NotFound", "No route matches "+q.r.URL.Path)
 		return
@@ -188,7 +210,7 @@ func (e *Emulator) serveWeb(q *armReq) {
 		}
 		sl = s.slots[lsub[1]]
 		if sl == nil || lsub[1] == "production" {
-			notFound(q.w, q.rg, "Microsoft.Web/sites/slots", s.cfg.Name+"/"+sub[1])
+			notFound(q.w, q.rg, "Microsoft.Web/sites", s.cfg.Name+"/slots/"+sub[1])
 			return
 		}
 		sub, lsub = sub[2:], lsub[2:]
@@ -206,6 +228,14 @@ func (e *Emulator) serveWeb(q *armReq) {
 		body := e.configJSON(sl)
 		e.mu.Unlock()
 		writeJSON(q.w, http.StatusOK, body)
+	case key == "" && (m == http.MethodPut || m == http.MethodPatch):
+		e.updateSite(q, sl)
+	case key == "restart" && m == http.MethodPost:
+		e.serveRestart(q, sl)
+	case key == "publishxml" && m == http.MethodPost:
+		e.servePublishXML(q, sl)
+	case key == "config/publishingcredentials/list" && m == http.MethodPost:
+		e.servePublishingCredentials(q, sl)
 	case key == "config/web" && (m == http.MethodPatch || m == http.MethodPut):
 		e.updateConfig(q, sl)
 	case key == "config/appsettings/list" && m == http.MethodPost:

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +26,10 @@ var acceptedAudiences = map[string]bool{
 	"https://management.azure.com/":        true,
 	"https://management.azure.com":         true,
 }
+
+// appServiceAudiences are App Service's resource id (the cloud's
+// appServiceResourceId), which Kudu accepts besides ARM's.
+var appServiceAudiences = []string{"https://appservice.azure.com", "https://appservice.azure.com/"}
 
 // issuer signs and checks the emulator's tokens (RS256, like Entra ID).
 type issuer struct {
@@ -67,7 +72,7 @@ func (i *issuer) sign(aud, clientID string, ttl time.Duration) (string, error) {
 
 // check validates a bearer token: our signature, not expired, ARM audience.
 // The returned string is the reason for a refusal (ARM's error code text).
-func (i *issuer) check(tok string) (code, msg string) {
+func (i *issuer) check(tok string, alsoAccepted ...string) (code, msg string) {
 	var claims jwt.MapClaims
 	_, err := jwt.ParseWithClaims(tok, &claims, func(t *jwt.Token) (any, error) {
 		return &i.key.PublicKey, nil
@@ -79,7 +84,7 @@ func (i *issuer) check(tok string) (code, msg string) {
 		return "InvalidAuthenticationToken", "The access token is invalid."
 	}
 	aud, _ := claims["aud"].(string)
-	if !acceptedAudiences[aud] {
+	if !acceptedAudiences[aud] && !slices.Contains(alsoAccepted, aud) {
 		return "InvalidAuthenticationTokenAudience", fmt.Sprintf("The access token has been obtained for wrong audience or resource '%s'. It should exactly match with one of the allowed audiences '%s','%s'.", aud, ARMAudience, "https://management.azure.com/")
 	}
 	return "", ""
@@ -93,7 +98,13 @@ func (e *Emulator) requireBearer(kudu bool, next http.Handler) http.Handler {
 		h := r.Header.Get("Authorization")
 		code, msg := "", ""
 		if tok, ok := strings.CutPrefix(h, "Bearer "); ok && tok != "" {
-			code, msg = e.iss.check(strings.TrimSpace(tok))
+			var extra []string
+			if kudu {
+				// Kudu also takes App Service's own audience (az webapp deploy
+				// asks for it).
+				extra = appServiceAudiences
+			}
+			code, msg = e.iss.check(strings.TrimSpace(tok), extra...)
 		} else if h == "" {
 			code, msg = "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."
 		} else {

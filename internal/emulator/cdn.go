@@ -71,6 +71,10 @@ func (e *Emulator) profileID(p *profile) string {
 }
 
 func (e *Emulator) serveCDN(q *armReq) {
+	if len(q.lrest) == 1 && q.lrest[0] == "profiles" {
+		e.serveProfileList(q)
+		return
+	}
 	if len(q.lrest) < 2 || q.lrest[0] != "profiles" {
 		armError(q.w, http.StatusNotFound, "NotFound", "No route matches "+q.r.URL.Path)
 		return
@@ -254,7 +258,7 @@ func (e *Emulator) purge(q *armReq, ep *cdnEndpoint) {
 	e.logf("cdn: %s/%s purge %v evicted %d cached objects", ep.profile.cfg.Name, ep.cfg.Name, body.ContentPaths, n)
 	op := e.newOperation("purge")
 	e.finishOperation(op, nil)
-	q.w.Header().Set("Azure-AsyncOperation", e.operationURL(ep.profile.cfg.ResourceGroup, "Microsoft.Cdn", op.id))
+	q.w.Header().Set("Azure-AsyncOperation", e.operationURL(q.r, ep.profile.cfg.ResourceGroup, "Microsoft.Cdn", op.id))
 	q.w.Header().Set("Retry-After", strconv.Itoa(e.cfg.RetryAfter))
 	q.w.WriteHeader(http.StatusAccepted)
 }

@@ -321,6 +321,7 @@ func (e *Emulator) serve(l net.Listener, kind string, h http.Handler) {
 		Handler:           e.instrument(kind, h),
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          log.New(io.Discard, "", 0),
+		ConnContext:       withConn,
 	}
 	e.mu.Lock()
 	e.servers = append(e.servers, srv)
@@ -374,6 +375,10 @@ func (e *Emulator) Close() error {
 
 // ARMEndpoint is the Resource Manager base URL (DJDEPLOY_ARM_ENDPOINT).
 func (e *Emulator) ARMEndpoint() string { return e.armURL }
+
+// ARMTLSEndpoint is the Resource Manager base URL over TLS (the same port;
+// trust CAFile), the one Microsoft's clients can use.
+func (e *Emulator) ARMTLSEndpoint() string { return "https://" + e.armHost + e.cfg.ARMBasePath }
 
 // AuthorityHost is the token authority's URL (AZURE_AUTHORITY_HOST).
 func (e *Emulator) AuthorityHost() string { return e.authHost + "/" }
@@ -462,7 +467,11 @@ func (e *Emulator) Env() map[string]string {
 		slot = a.Slots[0]
 	}
 	env := map[string]string{
-		"DJDEPLOY_ARM_ENDPOINT":     e.armURL,
+		// https: azure-core clients (az, the Python SDK) send no bearer token
+		// over plain http; DJDEPLOY_CA_FILE / REQUESTS_CA_BUNDLE trust it.
+		"DJDEPLOY_ARM_ENDPOINT":     e.ARMTLSEndpoint(),
+		"AZURE_CLIENT_ID":           e.cfg.ClientID,
+		"AZURE_CLIENT_SECRET":       e.cfg.ClientSecret,
 		"DJDEPLOY_ARM_AUDIENCE":     ARMAudience,
 		"DJDEPLOY_ACCESS_TOKEN":     e.token,
 		"AZURE_SUBSCRIPTION_ID":     e.res.Subscription,

@@ -68,15 +68,17 @@ func (e *Emulator) kuduHandler(sl *slot) http.Handler {
 	mux.HandleFunc("POST /api/publish", func(w http.ResponseWriter, r *http.Request) { e.kuduDeploy(w, r, sl, "onedeploy") })
 	mux.HandleFunc("PUT /api/publish", func(w http.ResponseWriter, r *http.Request) { e.kuduDeploy(w, r, sl, "onedeploy") })
 	mux.HandleFunc("POST /api/zipdeploy", func(w http.ResponseWriter, r *http.Request) { e.kuduDeploy(w, r, sl, "zipdeploy") })
-	mux.HandleFunc("GET /api/deployments", func(w http.ResponseWriter, r *http.Request) {
+	listDeployments := func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
 		list := []any{}
 		for i := len(sl.deployments) - 1; i >= 0; i-- {
-			list = append(list, e.deployResult(sl, sl.deployments[i]))
+			list = append(list, e.deployResult(r, sl, sl.deployments[i]))
 		}
 		e.mu.Unlock()
 		writeJSON(w, http.StatusOK, list)
-	})
+	}
+	mux.HandleFunc("GET /api/deployments", listDeployments)
+	mux.HandleFunc("GET /api/deployments/{$}", listDeployments) // az webapp log deployment show
 	mux.HandleFunc("GET /api/deployments/{id}", func(w http.ResponseWriter, r *http.Request) { e.kuduDeploymentGet(w, r, sl) })
 	mux.HandleFunc("GET /api/deployments/{id}/log", func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
@@ -122,11 +124,18 @@ func (sl *slot) findDeployment(id string) *deployment {
 	return nil
 }
 
-func (e *Emulator) scmURL(sl *slot) string { return "http://" + sl.scmHost }
+// scmURL is the slot's Kudu address as the client reached it (scheme and
+// host of r), else plain http.
+func (e *Emulator) scmURL(r *http.Request, sl *slot) string {
+	if r != nil {
+		return requestBase(r)
+	}
+	return "http://" + sl.scmHost
+}
 
 // deployResult is Kudu's DeployResult JSON. Caller holds e.mu.
-func (e *Emulator) deployResult(sl *slot, d *deployment) map[string]any {
-	u := e.scmURL(sl) + "/api/deployments/" + d.ID
+func (e *Emulator) deployResult(r *http.Request, sl *slot, d *deployment) map[string]any {
+	u := e.scmURL(r, sl) + "/api/deployments/" + d.ID
 	ts := func(t time.Time) any {
 		if t.IsZero() {
 			return nil
@@ -191,11 +200,11 @@ func (e *Emulator) kuduDeploymentGet(w http.ResponseWriter, r *http.Request, sl 
 		http.Error(w, "Not Found", http.StatusNotFound)
 		return
 	}
-	body := e.deployResult(sl, d)
+	body := e.deployResult(r, sl, d)
 	complete := d.Complete
 	e.mu.Unlock()
 	if !complete {
-		w.Header().Set("Location", e.scmURL(sl)+r.URL.RequestURI())
+		w.Header().Set("Location", e.scmURL(r, sl)+r.URL.RequestURI())
 		w.Header().Set("Retry-After", "1")
 		writeJSON(w, http.StatusAccepted, body)
 		return
@@ -275,13 +284,13 @@ func (e *Emulator) kuduDeploy(w http.ResponseWriter, r *http.Request, sl *slot, 
 		ok := d.Status == kuduSuccess
 		e.mu.Unlock()
 		if !ok {
-			textError(w, http.StatusBadRequest, "Deployment Failed. See "+e.scmURL(sl)+"/api/deployments/"+d.ID+"/log")
+			textError(w, http.StatusBadRequest, "Deployment Failed. See "+e.scmURL(r, sl)+"/api/deployments/"+d.ID+"/log")
 			return
 		}
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	loc := fmt.Sprintf("%s/api/deployments/latest?deployer=%s&time=%s", e.scmURL(sl), url.QueryEscape(deployer), d.Received.Format("2006-01-02_15-04-05Z"))
+	loc := fmt.Sprintf("%s/api/deployments/latest?deployer=%s&time=%s", e.scmURL(r, sl), url.QueryEscape(deployer), d.Received.Format("2006-01-02_15-04-05Z"))
 	w.Header().Set("Location", loc)
 	w.Header().Set("Retry-After", "1")
 	w.WriteHeader(http.StatusAccepted)
@@ -371,7 +380,7 @@ func (e *Emulator) serveDeploymentStatus(q *armReq, sl *slot, id string) {
 	complete := d.Complete
 	e.mu.Unlock()
 	if !complete {
-		q.w.Header().Set("Location", "http://"+e.armHost+q.r.URL.RequestURI())
+		q.w.Header().Set("Location", requestBase(q.r)+q.r.URL.RequestURI())
 		q.w.Header().Set("Retry-After", fmt.Sprint(e.cfg.RetryAfter))
 		writeJSON(q.w, http.StatusAccepted, body)
 		return

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"bufio"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -122,6 +124,31 @@ func (s *sniffConn) sniff() {
 		return
 	}
 	s.c = pc
+}
+
+// isTLS reports whether the connection turned out to be TLS (http.Server
+// leaves Request.TLS nil for a wrapped conn).
+func (s *sniffConn) isTLS() bool {
+	s.once.Do(s.sniff)
+	_, ok := s.c.(*tls.Conn)
+	return ok
+}
+
+type connKey struct{}
+
+// withConn is http.Server.ConnContext: it keeps the connection for
+// requestTLS.
+func withConn(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+// requestTLS reports whether r came over TLS.
+func requestTLS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	sc, ok := r.Context().Value(connKey{}).(*sniffConn)
+	return ok && sc.isTLS()
 }
 
 func (s *sniffConn) Read(b []byte) (int, error)         { s.once.Do(s.sniff); return s.c.Read(b) }

@@ -110,7 +110,7 @@ func (e *Emulator) addSite(ac AppConfig) error {
 		}
 		sl.scmHost = kl.Addr().String()
 		e.serve(hl, "site", e.trafficHandler(sl))
-		e.serve(kl, "scm", e.requireBearer(true, e.kuduHandler(sl)))
+		e.serve(kl, "scm", e.kuduAuth(sl, e.kuduHandler(sl)))
 		s.slots[strings.ToLower(n)] = sl
 		s.order = append(s.order, n)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -55,9 +56,11 @@ func (e *Emulator) finishOperation(op *operation, err *opError) {
 	e.mu.Unlock()
 }
 
-func (e *Emulator) operationURL(rg, namespace, id string) string {
-	return fmt.Sprintf("%s/subscriptions/%s/resourceGroups/%s/providers/%s/operationresults/%s?api-version=2024-04-01",
-		e.armURL, e.res.Subscription, rg, namespace, id)
+// operationURL is where the client polls an operation: the ARM address the
+// request came to, with its scheme (https stays https).
+func (e *Emulator) operationURL(r *http.Request, rg, namespace, id string) string {
+	return fmt.Sprintf("%s%s/subscriptions/%s/resourceGroups/%s/providers/%s/operationresults/%s?api-version=2024-04-01",
+		requestBase(r), e.cfg.ARMBasePath, e.res.Subscription, rg, namespace, id)
 }
 
 // serveOperation answers a poll. Swaps follow the Location protocol (202
@@ -93,7 +96,7 @@ func (e *Emulator) serveOperation(q *armReq, id string) {
 	}
 	switch {
 	case running:
-		q.w.Header().Set("Location", "http://"+e.armHost+q.r.URL.RequestURI())
+		q.w.Header().Set("Location", requestBase(q.r)+q.r.URL.RequestURI())
 		q.w.Header().Set("Retry-After", ra)
 		q.w.WriteHeader(http.StatusAccepted)
 	case opErr != nil:
@@ -151,30 +154,53 @@ func (e *Emulator) startSwap(q *armReq, src *slot) {
 	op := e.newOperation("swap")
 	e.logf("arm: swap %s <-> %s started (operation %s)", src.resourceName(), dst.name, op.id)
 	go e.runSwap(op, src, dst)
-	q.w.Header().Set("Location", e.operationURL(s.cfg.ResourceGroup, "Microsoft.Web", op.id))
+	q.w.Header().Set("Location", e.operationURL(q.r, s.cfg.ResourceGroup, "Microsoft.Web", op.id))
 	q.w.Header().Set("Retry-After", strconv.Itoa(e.cfg.RetryAfter))
 	q.w.WriteHeader(http.StatusAccepted)
 }
 
-// runSwap warms up the slot going into production (else the source), then
-// exchanges the two slots' releases, non-sticky settings and startup
-// commands at once. If warm-up fails, nothing changes.
+// runSwap is App Service's swap. Phase 1: the slot going into production
+// (else the source) takes the other slot's sticky settings and restarts
+// with them (skipped when applySlotConfig already did it), then is warmed
+// up. Phase 2: the two slots exchange their releases, non-sticky settings
+// and startup commands at once, and the slot that received the old
+// production process restarts with its own sticky settings. If phase 1
+// fails, the warmed slot gets its own settings back and nothing else
+// changes.
 func (e *Emulator) runSwap(op *operation, src, dst *slot) {
 	s := src.site
 	warm, other := src, dst
 	if src.isProduction() {
 		warm, other = dst, src
 	}
+	e.mu.Lock()
+	applied, changed := warm.previewSaved == nil || !strings.EqualFold(warm.previewFrom, other.name), false
+	if applied {
+		changed = e.applyStickyLocked(warm, other)
+	}
+	e.mu.Unlock()
+	if changed {
+		e.restartSlot(warm, "swap phase 1: the target slot's sticky settings applied")
+	}
 	err := e.warmUp(warm, other)
 	rec := SwapRecord{App: s.cfg.Name, Source: src.name, Target: dst.name, Time: time.Now().UTC()}
+	restartWarm := false
 	e.mu.Lock()
 	if err == nil {
 		a, b := src.inst.Load(), dst.inst.Load()
 		src.inst.Store(b)
 		dst.inst.Store(a)
 		sticky := s.sticky.AppSettingNames
-		sa, sb := src.settings, dst.settings
-		src.settings, dst.settings = swapSettings(sa, sb, sticky), swapSettings(sb, sa, sticky)
+		// The warmed slot's own settings are the ones it had before phase 1.
+		wOwn, oOwn := warm.previewSaved, other.settings
+		if wOwn == nil {
+			wOwn = warm.settings
+		}
+		warm.settings, other.settings = swapSettings(wOwn, oOwn, sticky), swapSettings(oOwn, wOwn, sticky)
+		restartWarm = !maps.Equal(warm.settings, oOwn)
+		for _, sl := range []*slot{src, dst} {
+			sl.previewSaved, sl.previewFrom = nil, ""
+		}
 		for _, k := range []string{"appCommandLine", "linuxFxVersion"} {
 			src.config[k], dst.config[k] = dst.config[k], src.config[k]
 		}
@@ -185,19 +211,62 @@ func (e *Emulator) runSwap(op *operation, src, dst *slot) {
 		rec.Succeeded = true
 		rec.Releases = [2]string{b.release, a.release}
 	} else {
+		if applied && warm.previewSaved != nil {
+			warm.settings = warm.previewSaved
+			warm.previewSaved, warm.previewFrom = nil, ""
+		}
 		rec.Error = err.Error()
 		rec.Releases = [2]string{src.inst.Load().release, dst.inst.Load().release}
 	}
 	e.swaps = append(e.swaps, rec)
-	s.swapping = false
 	e.mu.Unlock()
 	if err != nil {
+		if changed {
+			e.restartSlot(warm, "swap failed: the slot's own settings restored")
+		}
+		e.mu.Lock()
+		s.swapping = false
+		e.mu.Unlock()
 		e.logf("arm: swap %s <-> %s failed: %v", src.resourceName(), dst.name, err)
 		e.finishOperation(op, &opError{Code: "SwapWarmupFailed", Message: "Failed to swap slots: " + err.Error()})
 		return
 	}
+	// The old production process now serves the warmed slot: it restarts
+	// with that slot's own sticky settings before the swap reports done.
+	if restartWarm {
+		e.restartSlot(warm, "swap: the slot's own sticky settings applied")
+	}
+	e.mu.Lock()
+	s.swapping = false
+	e.mu.Unlock()
 	e.logf("arm: swap %s <-> %s done", src.resourceName(), dst.name)
 	e.finishOperation(op, nil)
+}
+
+// applyStickyLocked is phase 1 on cur: it keeps its settings aside and
+// takes target's values of the sticky names; it reports whether that
+// changed them. Caller holds e.mu.
+func (e *Emulator) applyStickyLocked(cur, target *slot) bool {
+	if cur.previewSaved == nil {
+		cur.previewSaved = cloneMap(cur.settings)
+	}
+	next := cloneMap(cur.previewSaved)
+	for _, k := range cur.site.sticky.AppSettingNames {
+		for n := range next {
+			if strings.EqualFold(n, k) {
+				delete(next, n)
+			}
+		}
+		for n, v := range target.settings {
+			if strings.EqualFold(n, k) {
+				next[n] = v
+			}
+		}
+	}
+	changed := !maps.Equal(cur.settings, next)
+	cur.settings = next
+	cur.previewFrom = target.name
+	return changed
 }
 
 // swapSettings is what a slot holds after a swap: the other slot's
@@ -266,17 +335,22 @@ func (e *Emulator) warmUp(warm, other *slot) error {
 }
 
 // serveSlotConfigPreview is applySlotConfig (swap with preview, phase 1:
-// the current slot takes the target's sticky settings) and resetSlotConfig
-// (cancel: the current slot gets its own back).
+// the current slot takes the target's sticky settings and restarts with
+// them) and resetSlotConfig (cancel: the current slot gets its own back
+// and restarts). Both answer once the restart is done.
 func (e *Emulator) serveSlotConfigPreview(q *armReq, cur *slot, apply bool) {
 	s := cur.site
 	if !apply {
 		e.mu.Lock()
-		if cur.previewSaved != nil {
+		had := cur.previewSaved != nil
+		if had {
 			cur.settings = cur.previewSaved
 			cur.previewSaved, cur.previewFrom = nil, ""
 		}
 		e.mu.Unlock()
+		if had {
+			e.restartSlot(cur, "resetSlotConfig: the slot's own settings restored")
+		}
 		q.w.WriteHeader(http.StatusOK)
 		return
 	}
@@ -285,24 +359,21 @@ func (e *Emulator) serveSlotConfigPreview(q *armReq, cur *slot, apply bool) {
 		return
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	target := s.slots[strings.ToLower(body.TargetSlot)]
 	if target == nil || target == cur {
+		e.mu.Unlock()
 		armError(q.w, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Cannot apply slot configuration from slot '%s'.", body.TargetSlot))
 		return
 	}
-	if cur.previewSaved == nil {
-		cur.previewSaved = cloneMap(cur.settings)
+	if s.swapping {
+		e.mu.Unlock()
+		armError(q.w, http.StatusConflict, "Conflict", "Cannot modify this site because another operation is in progress.")
+		return
 	}
-	next := cloneMap(cur.settings)
-	for _, k := range s.sticky.AppSettingNames {
-		if v, ok := target.settings[k]; ok {
-			next[k] = v
-		} else {
-			delete(next, k)
-		}
+	changed := e.applyStickyLocked(cur, target)
+	e.mu.Unlock()
+	if changed {
+		e.restartSlot(cur, "applySlotConfig: the target slot's sticky settings applied")
 	}
-	cur.settings = next
-	cur.previewFrom = target.name
 	q.w.WriteHeader(http.StatusOK)
 }

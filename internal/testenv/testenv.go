@@ -7,6 +7,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/djdeploy/djdeploy/internal/azurite"
@@ -52,4 +53,40 @@ func Azurite(t testing.TB) *azurite.Server {
 	}
 	t.Cleanup(func() { _ = s.Stop() })
 	return s
+}
+
+// RepoRoot is the folder holding go.mod, found upward from the test's
+// working directory (a package folder).
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test's folder")
+		}
+		dir = parent
+	}
+}
+
+// Conformance returns the bin folder of the venv holding Microsoft's
+// clients (azure-cli, azure-identity, azure-mgmt-web, azure-mgmt-cdn,
+// azure-storage-blob): $DJDEPLOY_TEST_CONFORMANCE, else .tools/conformance/bin.
+func Conformance(t testing.TB) string {
+	t.Helper()
+	bin := os.Getenv("DJDEPLOY_TEST_CONFORMANCE")
+	if bin == "" {
+		bin = filepath.Join(RepoRoot(t), ".tools", "conformance", "bin")
+	}
+	out, err := exec.Command(filepath.Join(bin, "python"), "-c", "import azure.cli.core, azure.identity, azure.mgmt.web, azure.mgmt.cdn, azure.storage.blob").CombinedOutput()
+	if err != nil {
+		Missing(t, "azure-cli and the Azure SDK for Python in "+bin, "run 'make deps' (installs .ci/python/conformance.txt into .tools/conformance); "+string(out))
+	}
+	return bin
 }
