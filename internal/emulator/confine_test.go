@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/djdeploy/djdeploy/internal/testenv"
 )
 
 func TestBindLoopback(t *testing.T) {
@@ -201,7 +203,7 @@ func runChildEmulator() {
 // startup command, rewritten to 127.0.0.1) now dies with it.
 func TestKilledEmulatorTakesItsAppsAlong(t *testing.T) {
 	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 is needed for the app")
+		testenv.Missing(t, "python3", "install python3: the app this test runs is python3 -m http.server")
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"=1")
