@@ -35,19 +35,24 @@ func newReleaseCmd(env *Env) *cobra.Command {
    1. lock        take the release lock (a blob lease beside the static files)
    2. build       the reproducible zip and the collected static files
                   (or --artifact: a prebuilt 'djdeploy build --out' folder)
-   3. static-sync upload new and changed static files; nothing is deleted,
-                  so the live site keeps all of its files
+   3. static-sync upload new names and content-hashed files; nothing is
+                  deleted or overwritten, so every static URL keeps serving
+                  what it served
    4. pre-swap    optional command such as migrations (--pre-swap-command),
                   in this job or in the slot before gunicorn starts
    5. deploy      set STATIC_URL and DJDEPLOY_RELEASE_ID on the slot, zip-deploy
    6. warm-up     the slot's health path answers; smoke gate if configured
    7. swap        swap the slot into production, verify, swap back on failure
-   8. purge       purge the CDN for changed files without a content hash
-   9. prune       delete static files no live or recent release references
-  10. report      what changed, how long each step took, the URLs
+   8. static-finish overwrite the changed names without a content hash
+                  (site.css, robots.txt, staticfiles.json), now that
+                  production runs the release
+   9. purge       purge the CDN for changed files without a content hash
+  10. prune       delete static files no live or recent release references
+  11. report      what changed, how long each step took, the URLs
 
 A failure at any step leaves production serving the previous release with all
-of its static files. Re-running the same release resumes: the state lives in
+of its static files, byte for byte: every static URL answers what it answered
+before the release. Re-running the same release resumes: the state lives in
 the storage container, so a CI re-run on a fresh runner skips what is done.
 
 Migrations must stay backward compatible with the release that is still live

@@ -55,12 +55,16 @@ const (
 	StepWarmUp  = "warm-up"
 	StepSmoke   = "smoke"
 	StepSwap    = "swap"
-	StepPurge   = "purge"
+	// StepStaticFinish overwrites, after the swap, the un-hashed static
+	// names (site.css, robots.txt) whose content the release changes:
+	// before the swap their URLs keep what the live release serves.
+	StepStaticFinish = "static-finish"
+	StepPurge        = "purge"
 	StepPrune   = "prune"
 )
 
 // Steps lists every step in order.
-var Steps = []string{StepLock, StepBuild, StepStatic, StepPreSwap, StepDeploy, StepWarmUp, StepSmoke, StepSwap, StepPurge, StepPrune}
+var Steps = []string{StepLock, StepBuild, StepStatic, StepPreSwap, StepDeploy, StepWarmUp, StepSmoke, StepSwap, StepStaticFinish, StepPurge, StepPrune}
 
 // steps are this release's steps: Steps, with the canary before the swap
 // and the watch after it when they are configured.
@@ -369,6 +373,9 @@ func (r *runner) run(ctx context.Context) error {
 			}
 		}
 	}
+	if err := r.do(ctx, StepStaticFinish, r.finishStatic); err != nil {
+		return err
+	}
 	if err := r.do(ctx, StepPurge, r.purge); err != nil {
 		return err
 	}
@@ -462,14 +469,47 @@ func (r *runner) loadState(ctx context.Context) error {
 	return nil
 }
 
+// syncStatic uploads, before the swap, the release's new names and its
+// content-hashed files: URLs the live release never served. Changes to
+// names without a hash wait for static-finish, after the swap, so a
+// release that fails leaves every static URL as it was.
 func (r *runner) syncStatic(ctx context.Context) (string, error) {
-	src, err := staticsync.ReadSource(ctx, r.art.StaticDir, r.art.ManifestPath)
+	res, err := r.syncFiles(ctx, true)
 	if err != nil {
 		return "", err
+	}
+	detail := fmt.Sprintf("%d uploaded, %d unchanged, %d to purge", res.Uploaded, res.Skipped, len(res.PurgePaths))
+	if n := len(res.Deferred); n > 0 {
+		detail += fmt.Sprintf(", %d un-hashed name(s) left for after the swap", n)
+	}
+	return detail, nil
+}
+
+// finishStatic overwrites the un-hashed names syncStatic left alone, now
+// that production runs the release (a rollout: after its last region).
+func (r *runner) finishStatic(ctx context.Context) (string, error) {
+	if r.opt.Skip[StepStatic] {
+		return "", skipf("static-sync skipped (--skip static-sync)")
+	}
+	res, err := r.syncFiles(ctx, false)
+	if err != nil {
+		return "", err
+	}
+	if res.Uploaded+res.HeadersUpdated == 0 {
+		return "", skipf("no un-hashed name changed")
+	}
+	return fmt.Sprintf("%d overwritten, %d to purge", res.Uploaded+res.HeadersUpdated, len(res.PurgePaths)), nil
+}
+
+func (r *runner) syncFiles(ctx context.Context, deferOverwrites bool) (*staticsync.Result, error) {
+	src, err := staticsync.ReadSource(ctx, r.art.StaticDir, r.art.ManifestPath)
+	if err != nil {
+		return nil, err
 	}
 	so := r.opt.Sync
 	so.Lock = r.lock
 	so.ReleaseID = r.art.Manifest.ReleaseID
+	so.DeferOverwrites = deferOverwrites
 	if r.deps.CDN != nil {
 		// The un-hashed paths this sync changes are owed to the CDN from
 		// the moment they upload. Recorded in the container first, for the
@@ -480,24 +520,26 @@ func (r *runner) syncStatic(ctx context.Context) (string, error) {
 		dry.DryRun = true
 		planned, err := r.deps.Static.Sync(ctx, src, dry, progress.Discard)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		if err := r.owe(ctx, planned.PurgePaths); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
 	res, err := r.deps.Static.Sync(ctx, src, so, r.rep)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	r.out.StaticUploaded += res.Uploaded
-	r.out.StaticSkipped = res.Skipped
+	if deferOverwrites {
+		r.out.StaticSkipped = res.Skipped
+	}
 	r.out.StaticBytes += res.UploadedBytes
 	r.out.StaticChanged = union(r.out.StaticChanged, res.Changed)
 	// Kept in the state: a re-run's sync finds nothing changed, but the
 	// purge still owes these paths.
 	r.st.PurgePaths = union(r.st.PurgePaths, res.PurgePaths)
-	return fmt.Sprintf("%d uploaded, %d unchanged, %d to purge", res.Uploaded, res.Skipped, len(res.PurgePaths)), nil
+	return res, nil
 }
 
 type liveState struct{ production, slot string }

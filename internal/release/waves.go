@@ -108,7 +108,7 @@ func RunWaves(ctx context.Context, deps Deps, opts []Options, onFailure string, 
 		o.Lock = lock
 		last := i == len(opts)-1
 		if !last {
-			o.Deferred = map[string]string{StepPurge: "after the last region", StepPrune: "after the last region"}
+			o.Deferred = map[string]string{StepStaticFinish: "after the last region", StepPurge: "after the last region", StepPrune: "after the last region"}
 		}
 		if artifactDir != "" {
 			o.ArtifactDir = artifactDir // one build for every region

@@ -83,7 +83,7 @@ func FuzzPlanHeaders(f *testing.F) {
 		if gz {
 			h.Compress = "gzip"
 		}
-		it := c.plan(&Source{Files: []*File{file}}, nil, h)[0]
+		it := c.plan(&Source{Files: []*File{file}}, nil, SyncOptions{Headers: h})[0]
 		if it.blob != prefix+rel || it.act != actUpload {
 			t.Fatalf("%q: blob %q, action %v; want %q, upload", rel, it.blob, it.act, prefix+rel)
 		}
@@ -136,7 +136,7 @@ func FuzzPlanHeaders(f *testing.F) {
 			if tc.want == actHeaders && r.ct == it.ct && r.cc == it.cc {
 				tc.want = actSkip // the file already has those headers
 			}
-			got := c.plan(&Source{Files: []*File{file}}, map[string]*remote{it.blob: &r}, h)[0]
+			got := c.plan(&Source{Files: []*File{file}}, map[string]*remote{it.blob: &r}, SyncOptions{Headers: h})[0]
 			if got.act != tc.want {
 				t.Fatalf("%q against %+v: action %v, want %v", rel, r, got.act, tc.want)
 			}

@@ -56,6 +56,13 @@ type SyncOptions struct {
 	// ReleaseID overrides the source's release id.
 	ReleaseID string
 
+	// DeferOverwrites leaves alone the existing names without a content
+	// hash whose content or headers would change (site.css, robots.txt,
+	// staticfiles.json): their URLs keep serving what the live release
+	// serves until a later sync without it, after the swap. New names and
+	// content-hashed names upload as usual.
+	DeferOverwrites bool
+
 	// Files larger than SingleUploadMax go up in blocks of BlockSize,
 	// BlockConcurrency at a time; smaller ones in one Put Blob.
 	BlockSize        int64
@@ -84,6 +91,8 @@ type Result struct {
 	// PurgePaths is the subset a CDN purge needs: changed paths whose names
 	// carry no content hash. (Hashed names are new URLs; nothing cached them.)
 	PurgePaths []string `json:"purge_paths"`
+	// Deferred are the paths DeferOverwrites left for a later sync.
+	Deferred []string `json:"deferred,omitempty"`
 
 	ContainerCreated bool   `json:"container_created"`
 	ManifestWritten  bool   `json:"manifest_written"`
@@ -120,6 +129,7 @@ const (
 	actSkip action = iota
 	actUpload
 	actHeaders
+	actDefer // a change to an existing un-hashed name, left for later
 )
 
 type item struct {
@@ -156,7 +166,7 @@ func (c *Client) Sync(ctx context.Context, src *Source, opts SyncOptions, rep pr
 	if err != nil {
 		return nil, err
 	}
-	items := c.plan(src, blobs, opts.Headers)
+	items := c.plan(src, blobs, opts)
 	_, manifestExists := blobs[res.Manifest]
 	if opts.DryRun || (!needsWork(items) && manifestExists) {
 		if !exists {
@@ -183,7 +193,7 @@ func (c *Client) Sync(ctx context.Context, src *Source, opts SyncOptions, rep pr
 		if blobs, _, err = c.list(ctx, c.prefix, true); err != nil {
 			return nil, err
 		}
-		items = c.plan(src, blobs, opts.Headers)
+		items = c.plan(src, blobs, opts)
 		_, manifestExists = blobs[res.Manifest]
 	} else if !exists {
 		if res.ContainerCreated, err = c.createContainer(ctx); err != nil {
@@ -228,7 +238,7 @@ func (o *SyncOptions) defaults() {
 
 func needsWork(items []*item) bool {
 	for _, it := range items {
-		if it.act != actSkip {
+		if it.act == actUpload || it.act == actHeaders {
 			return true
 		}
 	}
@@ -237,9 +247,12 @@ func needsWork(items []*item) bool {
 
 func (r *Result) tally(items []*item) {
 	r.Uploaded, r.UploadedBytes, r.Skipped, r.SkippedBytes, r.HeadersUpdated = 0, 0, 0, 0, 0
-	r.Changed, r.PurgePaths = []string{}, []string{}
+	r.Changed, r.PurgePaths, r.Deferred = []string{}, []string{}, nil
 	for _, it := range items {
 		switch it.act {
+		case actDefer:
+			r.Deferred = append(r.Deferred, "/"+it.blob)
+			continue
 		case actSkip:
 			r.Skipped++
 			r.SkippedBytes += it.f.Size
@@ -316,7 +329,8 @@ func deref(s *string) string {
 // MD5 against the listing, which is the truth: a blob changed or deleted
 // outside djdeploy is uploaded again); headers that differ alone are fixed
 // with one Set Blob Properties instead of an upload.
-func (c *Client) plan(src *Source, blobs map[string]*remote, h Headers) []*item {
+func (c *Client) plan(src *Source, blobs map[string]*remote, opts SyncOptions) []*item {
+	h := opts.Headers
 	items := make([]*item, 0, len(src.Files))
 	for _, f := range src.Files {
 		it := &item{f: f, blob: c.blobName(f.Rel), ct: webfiles.ContentType(f.Rel), cc: h.cacheControl(f.Rel, f.Hashed), gzip: h.compress(f.Rel)}
@@ -327,6 +341,9 @@ func (c *Client) plan(src *Source, blobs map[string]*remote, h Headers) []*item 
 			it.act = actUpload
 		case r.ct != it.ct || r.cc != it.cc:
 			it.act = actHeaders
+		}
+		if opts.DeferOverwrites && it.act != actSkip && r != nil && !f.Hashed {
+			it.act = actDefer
 		}
 		items = append(items, it)
 	}
@@ -351,7 +368,7 @@ func sameContent(f *File, r *remote, gz bool) bool {
 func (c *Client) execute(ctx context.Context, items []*item, opts SyncOptions, lock *Lock, rep progress.Reporter) error {
 	var todo []*item
 	for _, it := range items {
-		if it.act != actSkip {
+		if it.act == actUpload || it.act == actHeaders {
 			todo = append(todo, it)
 		}
 	}
