@@ -60,7 +60,7 @@ const (
 	// before the swap their URLs keep what the live release serves.
 	StepStaticFinish = "static-finish"
 	StepPurge        = "purge"
-	StepPrune   = "prune"
+	StepPrune        = "prune"
 )
 
 // Steps lists every step in order.
