@@ -159,6 +159,7 @@ type data struct {
 	Outputs           []struct{ Name, Description string }
 	Params            []Param
 	ServiceConnection string
+	Image             string
 }
 
 func render(name string) ([]byte, error) {
@@ -167,7 +168,7 @@ func render(name string) ([]byte, error) {
 		return nil, fmt.Errorf("parsing %s: %w", name, err)
 	}
 	var b bytes.Buffer
-	d := data{Inputs: Inputs(), Outputs: report.OutputDescriptions, Params: Params(), ServiceConnection: ServiceConnectionEnvName()}
+	d := data{Inputs: Inputs(), Outputs: report.OutputDescriptions, Params: Params(), ServiceConnection: ServiceConnectionEnvName(), Image: ActionImage()}
 	if err := t.Execute(&b, d); err != nil {
 		return nil, fmt.Errorf("rendering %s: %w", name, err)
 	}

@@ -88,8 +88,8 @@ func TestGeneratedCoverEverySetting(t *testing.T) {
 	if err := yaml.Unmarshal(b, &a); err != nil {
 		t.Fatalf("action.yml is not YAML: %v\n%s", err, b)
 	}
-	if a.Runs.Using != "docker" || a.Runs.Image != "Dockerfile" {
-		t.Errorf("runs = %+v, want docker / Dockerfile", a.Runs)
+	if a.Runs.Using != "docker" || a.Runs.Image != ActionImage() {
+		t.Errorf("runs = %+v, want docker / %s", a.Runs, ActionImage())
 	}
 	for _, o := range []string{"url", "slot-url", "release-id", "static-uploaded", "static-skipped", "purged-paths", "deployment-id", "duration"} {
 		if _, ok := a.Outputs[o]; !ok {
