@@ -90,7 +90,8 @@ func Run(ctx context.Context, o Options, run RunFunc) int {
 		}
 		props := map[string]string{"type": typ, "code": c.ID}
 		if c.File != "" {
-			props["sourcepath"] = filepath.ToSlash(c.File)
+			// From the repository root, as the agent resolves sourcepath.
+			props["sourcepath"] = ci.RepoPath(c.File, v.String("project"), getenv("BUILD_SOURCESDIRECTORY"))
 		}
 		msg := c.ID + ": " + c.Message
 		if c.Hint != "" {

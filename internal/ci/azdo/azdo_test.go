@@ -71,6 +71,8 @@ func newHarness(t *testing.T) *harness {
 		"AGENT_TEMPDIRECTORY": dir,
 		"SYSTEM_JOBID":        "job1",
 		"DJDEPLOY_PROJECT":    filepath.Join(dir, "project"),
+		// The repository root, against which the agent resolves sourcepath.
+		"BUILD_SOURCESDIRECTORY": dir,
 	}}
 }
 
@@ -121,7 +123,7 @@ func TestStepOutputsIssuesSummaryAndSecrets(t *testing.T) {
 		"##[group]build\nbuild running\n##[endgroup]\n##[group]deploy\ndeploy running\n##[endgroup]\n",
 		"##vso[task.setvariable isoutput=true;variable=purgedPaths;]/static/a.css%0A/static/b.js\n",
 		"##vso[task.setvariable isoutput=true;variable=slotUrl;]https://shop-staging.azurewebsites.net\n",
-		"##vso[task.logissue code=security.W004;sourcepath=shop/settings.py;type=warning;]security.W004: HSTS off\n",
+		"##vso[task.logissue code=security.W004;sourcepath=project/shop/settings.py;type=warning;]security.W004: HSTS off\n",
 		"##vso[task.uploadsummary]" + filepath.Join(h.dir, "djdeploy-summary-job1.md") + "\n",
 		// No collection URI: the tag falls back to the logging command.
 		"##vso[build.addbuildtag]djdeploy-r1\n",
@@ -313,5 +315,24 @@ func TestOutputName(t *testing.T) {
 		if got := OutputName(in); got != want {
 			t.Errorf("OutputName(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestIssuesNameRepoRelativeFiles: a project in a subfolder of the
+// repository (app1/) gets its findings logged on app1/mysite/settings.py,
+// relative to Build.SourcesDirectory as the agent resolves sourcepath.
+func TestIssuesNameRepoRelativeFiles(t *testing.T) {
+	h := newHarness(t)
+	h.env["DJDEPLOY_PROJECT"] = filepath.Join(h.dir, "app1")
+	code := h.run(t, func(ctx context.Context, v *settings.Values, rep progress.Reporter) (*report.Release, error) {
+		r, err := sampleRun(ctx, v, rep)
+		r.Checks = []report.Check{{ID: "security.W018", Level: "error", Message: "DEBUG is on.", File: "mysite/settings.py"}}
+		return r, err
+	})
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, h.stdout.String())
+	}
+	if want := "##vso[task.logissue code=security.W018;sourcepath=app1/mysite/settings.py;type=error;]security.W018: DEBUG is on."; !strings.Contains(h.stdout.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, h.stdout.String())
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -133,7 +132,7 @@ func Run(ctx context.Context, o Options, run RunFunc) int {
 	// Outputs, annotations and the summary are written whatever happened,
 	// so a failed release still says which step failed and what was done.
 	writeOutputs(gha, rep, getenv, report.Outputs(r))
-	annotateChecks(gha, r.Checks)
+	annotateChecks(gha, r.Checks, v.String("project"), getenv("GITHUB_WORKSPACE"))
 	if v.Bool("job-summary") && getenv("GITHUB_STEP_SUMMARY") != "" {
 		if err := fileCommand(func() { gha.AddStepSummary(report.Markdown(r, report.MarkdownOptions{Mermaid: true})) }); err != nil {
 			rep.Warnf("writing the job summary: %v", err)
@@ -249,11 +248,13 @@ func fileCommand(f func()) (err error) {
 	return nil
 }
 
-func annotateChecks(gha *githubactions.Action, checks []report.Check) {
+// annotateChecks annotates Django's findings on their files, named from
+// the repository root (the workspace) as GitHub resolves them.
+func annotateChecks(gha *githubactions.Action, checks []report.Check, project, workspace string) {
 	for _, c := range checks {
 		fields := map[string]string{"title": c.ID}
 		if c.File != "" {
-			fields["file"] = filepath.ToSlash(c.File)
+			fields["file"] = ci.RepoPath(c.File, project, workspace)
 		}
 		msg := c.Message
 		if c.Hint != "" {

@@ -212,7 +212,7 @@ func TestOutputsGroupsAnnotationsSummary(t *testing.T) {
 	if !strings.Contains(log, "::group::static sync\nstatic sync running\n::endgroup::") {
 		t.Errorf("step output not inside its group:\n%s", log)
 	}
-	if !strings.Contains(log, "::warning file=shop/settings.py,title=security.W004::You have not set SECURE_HSTS_SECONDS.") {
+	if !strings.Contains(log, "::warning file=project/shop/settings.py,title=security.W004::You have not set SECURE_HSTS_SECONDS.") {
 		t.Errorf("check finding not annotated on the settings file:\n%s", log)
 	}
 	sum := h.file(t, "summary")
@@ -448,5 +448,25 @@ func TestDeploymentAPIFailureOnlyWarns(t *testing.T) {
 func TestInputEnv(t *testing.T) {
 	if got := InputEnv("resource-group"); got != "INPUT_RESOURCE-GROUP" {
 		t.Errorf("InputEnv = %q", got)
+	}
+}
+
+// TestAnnotationsNameRepoRelativeFiles: a project in a subfolder of the
+// repository (app1/) gets its findings annotated on app1/mysite/settings.py,
+// the path GitHub resolves from the workspace, not mysite/settings.py.
+func TestAnnotationsNameRepoRelativeFiles(t *testing.T) {
+	h := newHarness(t)
+	h.env["INPUT_PROJECT"] = filepath.Join(h.dir, "app1")
+	h.env["INPUT_GITHUB-DEPLOYMENT"] = "false"
+	code := h.run(t, func(ctx context.Context, v *settings.Values, rep progress.Reporter) (*report.Release, error) {
+		r, err := sampleRun(ctx, v, rep)
+		r.Checks = []report.Check{{ID: "security.W018", Level: "error", Message: "DEBUG is on.", File: "mysite/settings.py"}}
+		return r, err
+	})
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, h.stdout.String())
+	}
+	if want := "::error file=app1/mysite/settings.py,title=security.W018::DEBUG is on."; !strings.Contains(h.stdout.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, h.stdout.String())
 	}
 }
