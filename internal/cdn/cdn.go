@@ -49,6 +49,8 @@ type Purger struct {
 	profiles  *armcdn.ProfilesClient
 	endpoints *armcdn.EndpointsClient
 	afd       *armcdn.AFDEndpointsClient
+	groups    *armcdn.AFDOriginGroupsClient
+	origins   *armcdn.AFDOriginsClient
 	log       progress.Reporter
 
 	// PollFrequency is how often a purge's operation is polled when Azure
@@ -69,6 +71,7 @@ func New(subscription string, cred azcore.TokenCredential, opts *arm.ClientOptio
 		log = progress.Discard
 	}
 	return &Purger{profiles: f.NewProfilesClient(), endpoints: f.NewEndpointsClient(), afd: f.NewAFDEndpointsClient(),
+		groups: f.NewAFDOriginGroupsClient(), origins: f.NewAFDOriginsClient(),
 		log: log, PollFrequency: 10 * time.Second}, nil
 }
 

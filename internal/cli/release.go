@@ -261,6 +261,11 @@ func setupRelease(ctx context.Context, env *Env, vals *settings.Values, projectD
 	if s.opt.StaticURL == "" {
 		s.opt.StaticURL = static.URL() + "/" + static.Prefix()
 	}
+	if vals.Bool("origin-rotation") {
+		if s.opt.Rotation, err = originRotation(ctx, s, vals, s.opt.Target); err != nil {
+			return nil, err
+		}
+	}
 	if s.opt.Build.OutDir == "" && s.opt.ArtifactDir == "" {
 		// A release builds into a temporary folder: inside the project it
 		// would end up in the next zip. Made last, so no earlier failure

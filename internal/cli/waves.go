@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/djdeploy/djdeploy/internal/appservice"
+	"github.com/djdeploy/djdeploy/internal/cdn"
 	"github.com/djdeploy/djdeploy/internal/problem"
 	"github.com/djdeploy/djdeploy/internal/progress"
 	"github.com/djdeploy/djdeploy/internal/release"
@@ -60,6 +61,11 @@ func runRollout(ctx context.Context, env *Env, vals *settings.Values, projectDir
 		if o.Progressive, err = progressiveOptions(ctx, vals, s.acc, s.deps.App, s.deps.HTTP, t, rep); err != nil {
 			return nil, err
 		}
+		if vals.Bool("origin-rotation") {
+			if o.Rotation, err = originRotation(ctx, s, vals, t); err != nil {
+				return nil, err
+			}
+		}
 		opts = append(opts, o)
 	}
 	ro, err := release.RunWaves(ctx, s.deps, opts, vals.String("on-wave-failure"), rep)
@@ -109,4 +115,26 @@ func union(a, b []string) []string {
 		}
 	}
 	return out
+}
+
+// originRotation finds the target's origin in the Front Door profile (its
+// production host name) before anything changes, and returns the function
+// that takes it out of rotation and puts it back.
+func originRotation(ctx context.Context, s *releaseSetup, vals *settings.Values, t appservice.Target) (func(context.Context, bool) error, error) {
+	if s.deps.CDN == nil || s.opt.Purge.Kind != cdn.FrontDoor {
+		return nil, problem.Usagef("set cdn-profile and cdn-endpoint to a Front Door profile, or leave out --origin-rotation",
+			"--origin-rotation needs a Front Door profile")
+	}
+	site, err := s.deps.App.GetSite(ctx, appservice.Target{ResourceGroup: t.ResourceGroup, App: t.App})
+	if err != nil {
+		return nil, err
+	}
+	rg, profile := s.opt.Purge.ResourceGroup, s.opt.Purge.Profile
+	o, err := s.deps.CDN.FindOrigin(ctx, rg, profile, site.DefaultHostName)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, enabled bool) error {
+		return s.deps.CDN.SetOriginEnabled(ctx, rg, profile, o, enabled)
+	}, nil
 }

@@ -97,6 +97,10 @@ func (e *Emulator) serveCDN(q *armReq) {
 		return
 	}
 	kind := sub[0]
+	if kind == "origingroups" && p.afd {
+		e.serveOriginGroups(q, p, sub)
+		return
+	}
 	if (kind == "endpoints" && p.afd) || (kind == "afdendpoints" && !p.afd) || (kind != "endpoints" && kind != "afdendpoints") {
 		armError(q.w, http.StatusNotFound, "NotFound", "No route matches "+q.r.URL.Path)
 		return
@@ -329,6 +333,9 @@ func (ep *cdnEndpoint) cachedPaths() []string {
 // a purge removes them; no-store, no-cache and private are not cached.
 func (e *Emulator) cdnHandler(ep *cdnEndpoint) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if e.routeToOrigin(ep, w, r) {
+			return
+		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)

@@ -155,12 +155,14 @@ type Emulator struct {
 	served telemetry
 	// appInsights holds the components' annotations (appinsights.go).
 	appInsights insightsStore
-	tokens      atomic.Int64
-	servers     []*http.Server
-	wg          sync.WaitGroup
-	closed      atomic.Bool
-	closeErr    error
-	logMu       sync.Mutex
+	// afd holds Front Door origin groups' state (frontdoor.go).
+	afd      frontDoorState
+	tokens   atomic.Int64
+	servers  []*http.Server
+	wg       sync.WaitGroup
+	closed   atomic.Bool
+	closeErr error
+	logMu    sync.Mutex
 }
 
 // Start serves the emulator until Close (ctx only bounds the start itself).

@@ -78,6 +78,25 @@ type ProfileConfig struct {
 	// Standard_Verizon, ...) is classic CDN (endpoints).
 	SKU       string           `yaml:"sku"`
 	Endpoints []EndpointConfig `yaml:"endpoints"`
+	// OriginGroups (Front Door only) put apps behind the profile: its
+	// endpoints route every path outside the static prefix to the group's
+	// enabled origins by priority and weight (frontdoor.go).
+	OriginGroups []OriginGroupConfig `yaml:"originGroups"`
+}
+
+// OriginGroupConfig is a Front Door origin group of web apps.
+type OriginGroupConfig struct {
+	Name    string         `yaml:"name"`
+	Origins []OriginConfig `yaml:"origins"`
+}
+
+// OriginConfig is one origin: an emulated app's production host.
+type OriginConfig struct {
+	Name     string `yaml:"name"`
+	App      string `yaml:"app"`
+	Weight   int    `yaml:"weight"`   // default 50, as Front Door
+	Priority int    `yaml:"priority"` // default 1
+	Disabled bool   `yaml:"disabled"`
 }
 
 // EndpointConfig is a CDN endpoint whose origin is a Blob container:

@@ -162,6 +162,10 @@ type Options struct {
 	// Deferred steps are skipped with the given reason (a rollout purges
 	// and prunes once, after its last region).
 	Deferred map[string]string
+	// Rotation takes the app's Front Door origin out of rotation (false)
+	// for the swap and puts it back (true) after it, whatever its outcome
+	// (nil: the origin is left alone).
+	Rotation func(ctx context.Context, enabled bool) error
 }
 
 // state is what a release keeps in the container between runs.
@@ -364,7 +368,7 @@ func (r *runner) run(ctx context.Context) error {
 				return err
 			}
 		}
-		if err := r.do(ctx, StepSwap, r.swap); err != nil {
+		if err := r.swapInRotation(ctx); err != nil {
 			return err
 		}
 		if r.opt.Progressive.Watch > 0 {
@@ -721,6 +725,33 @@ func (r *runner) smoke(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("%d requests, p50 %s, p95 %s", res.Requests, res.P50.Round(time.Millisecond), res.P95.Round(time.Millisecond)), nil
+}
+
+// swapInRotation runs the swap step, with the app's Front Door origin out
+// of rotation while it swaps when Rotation is set: Front Door sends its
+// visitors to the other regions meanwhile.
+func (r *runner) swapInRotation(ctx context.Context) error {
+	if r.opt.Rotation == nil {
+		return r.do(ctx, StepSwap, r.swap)
+	}
+	if err := r.opt.Rotation(ctx, false); err != nil {
+		s := r.step(StepSwap)
+		s.Status, s.Detail = report.StepFailed, firstLine(err.Error())
+		r.out.FailedStep = StepSwap
+		return fmt.Errorf("%s step: taking the Front Door origin out of rotation: %w", StepSwap, err)
+	}
+	swapErr := r.do(ctx, StepSwap, r.swap)
+	if err := r.opt.Rotation(context.WithoutCancel(ctx), true); err != nil {
+		err = problem.Wrap(err, "put the origin back: az afd origin update --enabled-state Enabled (its app serves "+
+			map[bool]string{true: "the new release", false: "the previous release"}[r.out.Live]+")",
+			"putting the Front Door origin back into rotation failed")
+		if swapErr != nil {
+			return fmt.Errorf("%w; also: %v", swapErr, err)
+		}
+		r.out.FailedStep = StepSwap
+		return err
+	}
+	return swapErr
 }
 
 func (r *runner) swap(ctx context.Context) (string, error) {

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/djdeploy/djdeploy/internal/e2e"
 	"github.com/djdeploy/djdeploy/internal/emulator"
 	"github.com/djdeploy/djdeploy/internal/release"
+	"github.com/djdeploy/djdeploy/internal/report"
 )
 
 var regions = []string{"demo-app", "demo-app-neu", "demo-app-eus"}
@@ -69,6 +71,13 @@ func TestWavesAcrossRegions(t *testing.T) {
 	for _, name := range regions[1:] {
 		res.Apps = append(res.Apps, emulator.AppConfig{Name: name, Slots: []string{"staging"},
 			Plan: emulator.PlanConfig{Name: name + "-plan", SKU: "P1v3", Capacity: 1}, PythonVersion: "3.12"})
+	}
+	// The three regions are origins of the Front Door profile.
+	for i := range res.CDN {
+		if res.CDN[i].Name == "demo-fd" {
+			res.CDN[i].OriginGroups = []emulator.OriginGroupConfig{{Name: "regions", Origins: []emulator.OriginConfig{
+				{Name: "weu", App: "demo-app"}, {Name: "neu", App: "demo-app-neu"}, {Name: "eus", App: "demo-app-eus"}}}}
+		}
 	}
 	emu, err := emulator.Start(context.Background(), emulator.Config{Resources: res, StartAzurite: true, Python: py, Workers: 1, RetryAfter: 1})
 	if err != nil {
@@ -203,6 +212,75 @@ func TestWavesAcrossRegions(t *testing.T) {
 		emu.SetUnhealthyPath("demo-app-neu", "staging", "")
 	})
 
+	t.Run("each region leaves Front Door's rotation while it swaps", func(t *testing.T) {
+		e2e.Edit(t, proj, "pages/templates/pages/home.html", "</h1>", " (rotated)</h1>")
+		fd := emu.CDNURL("demo-fd", "demo-fd-ep")
+		var visits []visit
+		stop, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			c := &http.Client{Timeout: 10 * time.Second}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				code, _, _, _ := e2e.Get(c, fd+"/")
+				visits = append(visits, visit{at: time.Now(), status: code})
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+		since := time.Now()
+		r := e2e.Main(ctx, base, "release", "--json", "--origin-rotation")
+		close(stop)
+		<-done
+		if r.Code != 0 {
+			t.Fatalf("rollout with origin rotation:\n%s", r)
+		}
+		ro := rollout(r)
+		var changes []emulator.OriginChange
+		for _, c := range emu.OriginChanges() {
+			if c.At.After(since) {
+				changes = append(changes, c)
+			}
+		}
+		want := []string{"regions/weu false", "regions/weu true", "regions/neu false", "regions/neu true", "regions/eus false", "regions/eus true"}
+		var got []string
+		for _, c := range changes {
+			got = append(got, fmt.Sprintf("%s %v", c.Origin, c.Enabled))
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("origin changes %v, want %v", got, want)
+		}
+		for i, reg := range ro.Regions {
+			var swap report.Step
+			for _, st := range reg.Steps {
+				if st.Name == "swap" {
+					swap = st
+				}
+			}
+			off, on := changes[2*i].At, changes[2*i+1].At
+			if swap.Started.Before(off) || swap.Started.Add(swap.Duration).After(on) {
+				t.Fatalf("%s swapped %s..%s outside its time out of rotation %s..%s", reg.App, swap.Started, swap.Started.Add(swap.Duration), off, on)
+			}
+			for _, rec := range emu.FrontDoorLog() {
+				if rec.App == reg.App && rec.At.After(off) && rec.At.Before(on) {
+					t.Fatalf("Front Door sent a request to %s at %s while its origin was out of rotation", reg.App, rec.At)
+				}
+			}
+		}
+		for _, v := range visits {
+			if v.status != 200 {
+				t.Fatalf("a visitor through Front Door got %d at %s", v.status, v.at)
+			}
+		}
+		if len(visits) < 20 {
+			t.Fatalf("only %d visits through Front Door", len(visits))
+		}
+		relA = ro.ReleaseID
+	})
+
 	t.Run("bad targets change nothing", func(t *testing.T) {
 		for _, c := range []struct{ targets, says string }{
 			{"demo-rg", "has no app"},
@@ -214,6 +292,10 @@ func TestWavesAcrossRegions(t *testing.T) {
 			if r.Code != 2 || !strings.Contains(r.Stderr, c.says) {
 				t.Fatalf("targets %q: want exit 2 saying %q:\n%s", c.targets, c.says, r)
 			}
+		}
+		r := e2e.Main(ctx, e2e.With(base, map[string]string{"DJDEPLOY_CDN_PROFILE": "demo-cdn", "DJDEPLOY_CDN_ENDPOINT": "demo-cdn-ep"}), "release", "--origin-rotation")
+		if r.Code != 2 || !strings.Contains(r.Stderr, "needs a Front Door profile") {
+			t.Fatalf("--origin-rotation on a classic CDN profile:\n%s", r)
 		}
 	})
 }

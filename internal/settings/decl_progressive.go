@@ -36,3 +36,9 @@ func init() {
 			Description: "when a region fails (it is swapped back and later regions are untouched): keep the new release in earlier regions, or swap them back too"},
 	)
 }
+
+// Front Door rotation.
+func init() {
+	Register(Setting{Name: "origin-rotation", Kind: Bool, Default: "false", Group: "Progressive delivery", Commands: []string{"release"},
+		Description: "take the app's origin in the Front Door profile (cdn-profile) out of rotation while it swaps, so Front Door sends its visitors to the other regions' origins, and put it back after"})
+}
