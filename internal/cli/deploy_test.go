@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/djdeploy/djdeploy/internal/emulator"
 	"github.com/djdeploy/djdeploy/internal/testenv"
@@ -70,7 +71,10 @@ urlpatterns = [path("", health), path("healthz", health)]
 
 func fakeJWT(sub string) string {
 	enc := base64.RawURLEncoding
-	return enc.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + enc.EncodeToString([]byte(fmt.Sprintf(`{"sub":%q}`, sub))) + ".c2ln"
+	// The emulator's authority, like Entra, refuses an assertion that is
+	// expired or not for the token exchange audience.
+	claims := fmt.Sprintf(`{"sub":%q,"aud":"api://AzureADTokenExchange","exp":%d}`, sub, time.Now().Add(10*time.Minute).Unix())
+	return enc.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + enc.EncodeToString([]byte(claims)) + ".c2ln"
 }
 
 func TestAzureCommandsAgainstEmulator(t *testing.T) {

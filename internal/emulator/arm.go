@@ -208,8 +208,10 @@ func (e *Emulator) serveWeb(q *armReq) {
 			writeJSON(q.w, http.StatusOK, map[string]any{"value": list, "nextLink": nil})
 			return
 		}
+		// slots/production names the production site, as on App Service
+		// (az webapp deployment slot swap --action reset sends it).
 		sl = s.slots[lsub[1]]
-		if sl == nil || lsub[1] == "production" {
+		if sl == nil {
 			notFound(q.w, q.rg, "Microsoft.Web/sites", s.cfg.Name+"/slots/"+sub[1])
 			return
 		}

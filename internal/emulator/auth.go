@@ -190,11 +190,10 @@ func (e *Emulator) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case r.PostForm.Get("client_assertion") != "":
-		// A federated credential (GitHub or Azure Pipelines OIDC): Entra checks
-		// it against the app's federated identity; the emulator accepts any
-		// well-formed JWT.
-		if _, _, err := jwt.NewParser().ParseUnverified(r.PostForm.Get("client_assertion"), jwt.MapClaims{}); err != nil {
-			oauthError(w, http.StatusBadRequest, "invalid_client", "AADSTS50027: JWT token is invalid or malformed.")
+		// A federated credential (GitHub or Azure Pipelines OIDC), checked as
+		// Entra checks it (federated.go).
+		if code, desc := e.checkAssertion(r.Context(), clientID, r.PostForm.Get("client_assertion")); code != "" {
+			oauthError(w, http.StatusBadRequest, code, desc)
 			return
 		}
 	case secret != "":

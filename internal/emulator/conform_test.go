@@ -138,6 +138,12 @@ func TestClientConformanceRoutes(t *testing.T) {
 			t.Errorf("%d %s", st, body)
 		}
 	})
+	t.Run("slots/production names the production site", func(t *testing.T) {
+		st, _, body := call(t, c, "GET", arm+site+"/slots/production"+v, tok, "")
+		if st != 200 || !strings.Contains(body, `"type":"Microsoft.Web/sites"`) || !strings.Contains(body, `"name":"demo-app"`) {
+			t.Errorf("%d %s", st, body)
+		}
+	})
 	t.Run("site and profile lists at both scopes", func(t *testing.T) {
 		for _, p := range []string{sub + "/providers/Microsoft.Web/sites", sub + "/resourceGroups/demo-rg/providers/Microsoft.Web/sites"} {
 			st, _, body := call(t, c, "GET", arm+p+v, tok, "")
@@ -292,7 +298,8 @@ func TestSwapAppliesStickySettingsToRunningApps(t *testing.T) {
 	if _, body := getText(t, e.SlotURL("demo-app", "staging")+"/"); body != "v2 slot=staging setting=production-db" {
 		t.Fatalf("after applySlotConfig staging serves %q", body)
 	}
-	post("/slots/staging/resetSlotConfig", "")
+	// Reset through the other slot of the pending swap, as az does.
+	post("/slots/production/resetSlotConfig", "")
 	if _, body := getText(t, e.SlotURL("demo-app", "staging")+"/"); body != "v2 slot=staging setting=staging-db" {
 		t.Fatalf("after resetSlotConfig staging serves %q", body)
 	}

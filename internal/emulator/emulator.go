@@ -92,6 +92,10 @@ type Config struct {
 	// ClientID and ClientSecret are the service principal the authority
 	// accepts for the client-secret flow ("" = DefaultClientID / generated).
 	ClientID, ClientSecret string
+	// FederatedCredentials are the service principal's federated identity
+	// credentials; none means any current assertion for the token exchange
+	// audience is taken (federated.go).
+	FederatedCredentials []FederatedCredential
 	// Workers is gunicorn's --workers for the default startup command (0 = 1).
 	Workers int
 	// StartTimeout bounds how long an app may take to answer HTTP after a

@@ -341,15 +341,20 @@ func (e *Emulator) warmUp(warm, other *slot) error {
 func (e *Emulator) serveSlotConfigPreview(q *armReq, cur *slot, apply bool) {
 	s := cur.site
 	if !apply {
+		// The pending swap is cancelled whichever of its two slots is
+		// named (az resets the target slot, e.g. slots/production).
 		e.mu.Lock()
-		had := cur.previewSaved != nil
-		if had {
-			cur.settings = cur.previewSaved
-			cur.previewSaved, cur.previewFrom = nil, ""
+		var reset []*slot
+		for _, sl := range s.slots {
+			if sl.previewSaved != nil && (sl == cur || strings.EqualFold(sl.previewFrom, cur.name)) {
+				sl.settings = sl.previewSaved
+				sl.previewSaved, sl.previewFrom = nil, ""
+				reset = append(reset, sl)
+			}
 		}
 		e.mu.Unlock()
-		if had {
-			e.restartSlot(cur, "resetSlotConfig: the slot's own settings restored")
+		for _, sl := range reset {
+			e.restartSlot(sl, "resetSlotConfig: the slot's own settings restored")
 		}
 		q.w.WriteHeader(http.StatusOK)
 		return
