@@ -160,7 +160,7 @@ func printServing(env *Env, emu *emulator.Emulator) {
 	w := env.Err
 	res := emu.Resources()
 	fmt.Fprintf(w, "djdeploy emulator (subscription %s, tenant %s)\n", res.Subscription, res.Tenant)
-	fmt.Fprintf(w, "  Resource Manager  %s\n", emu.ARMEndpoint())
+	fmt.Fprintf(w, "  Resource Manager  %s (also plain http on the same port)\n", emu.ARMTLSEndpoint())
 	fmt.Fprintf(w, "  token authority   %s (CA %s; client %s)\n", emu.AuthorityHost(), emu.CAFile(), emu.ClientID())
 	fmt.Fprintf(w, "  admin             %s/state\n", emu.AdminURL())
 	for _, a := range res.Apps {
