@@ -56,6 +56,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -193,6 +194,7 @@ func Start(ctx context.Context, cfg Config) (_ *Emulator, err error) {
 	if err := e.res.normalize(); err != nil {
 		return nil, err
 	}
+	e.cfg.FederatedCredentials = append(slices.Clone(e.cfg.FederatedCredentials), e.res.FederatedCredentials...)
 	if e.cfg.ClientID == "" {
 		e.cfg.ClientID = DefaultClientID
 	}

@@ -65,7 +65,12 @@ func (o *oidcIssuer) mint(t *testing.T, key *rsa.PrivateKey, claims jwt.MapClaim
 func TestFederatedAssertionsCheckedAsEntra(t *testing.T) {
 	iss := newOIDCIssuer(t)
 	const subject = "repo:contoso/shop:environment:production"
-	e, err := Start(context.Background(), Config{Log: testLog{}, FederatedCredentials: []FederatedCredential{{Issuer: iss.srv.URL, Subject: subject}}})
+	// Declared in the resources file, as `djdeploy emulator --resources` reads it.
+	res, err := ParseResources([]byte("apps: [{name: demo-app}]\nfederatedCredentials:\n  - issuer: " + iss.srv.URL + "\n    subject: " + subject + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := Start(context.Background(), Config{Log: testLog{}, Resources: res})
 	if err != nil {
 		t.Fatal(err)
 	}

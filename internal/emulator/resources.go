@@ -38,6 +38,9 @@ type Resources struct {
 	CDN             []ProfileConfig `yaml:"cdn"`
 	// Databases are flexible servers with firewall rules (posture.go).
 	Databases []DatabaseConfig `yaml:"databases"`
+	// FederatedCredentials of the emulator's service principal (issuer and
+	// subject of the CI's OIDC tokens); see Config.FederatedCredentials.
+	FederatedCredentials []FederatedCredential `yaml:"federatedCredentials"`
 }
 
 // AppConfig is one web app and its deployment slots.
