@@ -253,6 +253,10 @@ func Build(ctx context.Context, opt Options, rep progress.Reporter) (*Result, er
 		return nil, pythonProblem(err, proj, "loading settings "+proj.SettingsModule)
 	}
 	djangoVersion = info.DjangoVersion
+	asgi, err := startableASGI(proj, info.ASGIApplication)
+	if err != nil {
+		return nil, err
+	}
 	staticRootRel, staticRootAbs, err := staticRoot(proj, info)
 	if err != nil {
 		return nil, err
@@ -339,10 +343,6 @@ func Build(ctx context.Context, opt Options, rep progress.Reporter) (*Result, er
 		return nil, err
 	}
 
-	asgi, found := asgiModule(proj.Dir, proj.SettingsModule, info.ASGIApplication)
-	if !found {
-		rep.Warnf("no asgi.py found next to the settings; the startup hint assumes %s", asgi)
-	}
 	m := &Manifest{
 		Schema:         SchemaVersion,
 		Project:        proj.Name,

@@ -381,6 +381,11 @@ func TestBuildBadInput(t *testing.T) {
 			exit: problem.ExitUsage, errHas: []string{"cannot import Django", "No module named 'django'"}},
 		{name: "fail on check", opt: func(o *Options) { o.FailOnCheck = true },
 			exit: problem.ExitFailure, errHas: []string{"check --deploy reported"}},
+		{name: "no asgi.py", setup: func(t *testing.T, p string) {
+			os.Remove(filepath.Join(p, "mysite", "asgi.py"))
+			writeFiles(t, p, map[string]string{"mysite/noasgi.py": "from mysite.settings import *\ndel ASGI_APPLICATION\n"})
+		}, opt: func(o *Options) { o.SettingsModule = "mysite.noasgi" },
+			exit: problem.ExitUsage, errHas: []string{"has no mysite/asgi.py", "could not start"}},
 		{name: "bad python version", opt: func(o *Options) { o.PythonVersion = "12" },
 			exit: problem.ExitUsage, errHas: []string{"python-version"}},
 		// A .djdeployignore that leaves the app out built a zip that could
