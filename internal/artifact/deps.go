@@ -455,3 +455,39 @@ func checkServerRequirements(proj *Project) error {
 	}
 	return checkServer(names, proj.Requirements, proj)
 }
+
+// startableASGI is the ASGI module the auto startup command serves. A
+// project without one ('wagtail start' writes only wsgi.py) would deploy
+// and then fail to start, so the build stops with the file to add.
+func startableASGI(proj *Project, asgiApplication string) (string, error) {
+	asgi, found := asgiModule(proj.Dir, proj.SettingsModule, asgiApplication)
+	if found {
+		return asgi, nil
+	}
+	file := strings.ReplaceAll(asgi, ".", "/") + ".py"
+	return "", problem.Usagef(fmt.Sprintf("add %s as 'django-admin startproject' writes it (os.environ.setdefault(\"DJANGO_SETTINGS_MODULE\", %q); application = get_asgi_application()), or set ASGI_APPLICATION in the settings", file, proj.SettingsModule),
+		"%s has no %s: App Service's startup command runs gunicorn with uvicorn's worker on %s:application, so the app could not start", proj.Name, file, asgi)
+}
+
+// MissingServerPackages lists which of gunicorn and uvicorn the project's
+// requirements.txt (with its includes) does not name: the packages App
+// Service's auto startup command imports. ok is false when the file cannot
+// tell (no requirements.txt, or entries only an installer can name).
+func MissingServerPackages(proj *Project) (missing []string, ok bool) {
+	if proj.Requirements != "requirements.txt" {
+		return nil, false
+	}
+	names, complete, err := requirementNames(proj.Dir, proj.Requirements)
+	if err != nil {
+		return nil, false
+	}
+	for _, p := range serverPackages {
+		if !names[p] {
+			missing = append(missing, p)
+		}
+	}
+	if !complete && len(missing) > 0 {
+		return nil, false
+	}
+	return missing, true
+}

@@ -160,13 +160,13 @@ func TestDoctorAgainstEmulator(t *testing.T) {
 			t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 		}
 		for _, want := range []string{
-			"error    debug", "error    allowed-hosts", "error    secret-key-in-code", "shop/settings.py:2",
+			"error    debug", "error    allowed-hosts", "error    startup-packages", "add gunicorn and uvicorn to requirements.txt", "error    secret-key-in-code", "shop/settings.py:2",
 			"error    https-only", "error    db-firewall-open", "PostgreSQL server bad-db, rule AllowAll_2024-5-1_10-0-0",
 			"warning  scm-basic-auth", "warning  ftp-basic-auth", "warning  health-check", "warning  always-on", "warning  static-files",
 			"fix: az webapp update -g doc-rg -n bad-app --https-only true",
 			"fix: az postgres flexible-server firewall-rule delete -g doc-rg -n bad-db --rule-name AllowAll_2024-5-1_10-0-0 --yes",
 			"fix: az webapp config appsettings set -g doc-rg -n bad-app --settings DEBUG=false",
-			"5 errors, 5 warnings, 0 info: failed",
+			"6 errors, 5 warnings, 0 info: failed",
 		} {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("stdout lacks %q:\n%s", want, stdout)
@@ -191,12 +191,12 @@ func TestDoctorAgainstEmulator(t *testing.T) {
 			}
 		}
 		sort.Strings(ids)
-		want := "error:allowed-hosts,error:db-firewall-open,error:debug,error:https-only,error:secret-key-in-code," +
+		want := "error:allowed-hosts,error:db-firewall-open,error:debug,error:https-only,error:secret-key-in-code,error:startup-packages," +
 			"warning:always-on,warning:ftp-basic-auth,warning:health-check,warning:scm-basic-auth,warning:static-files"
 		if strings.Join(ids, ",") != want {
 			t.Errorf("findings = %s\nwant       %s", strings.Join(ids, ","), want)
 		}
-		if code != 1 || !rep.Failed || rep.Errors != 5 {
+		if code != 1 || !rep.Failed || rep.Errors != 6 {
 			t.Errorf("exit %d, failed %v, errors %d", code, rep.Failed, rep.Errors)
 		}
 	})

@@ -105,6 +105,9 @@ func inspectProject(ctx context.Context, o Options, f *Facts) (*DjangoFacts, []L
 	if err != nil {
 		return nil, nil, err
 	}
+	if missing, ok := artifact.MissingServerPackages(proj); ok {
+		f.MissingServer = missing
+	}
 	files := settingsFiles(proj.Dir, proj.SettingsModule)
 	var lits []Literal
 	for _, rel := range files {

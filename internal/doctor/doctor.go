@@ -179,6 +179,9 @@ type Facts struct {
 	ConnStrings map[string]appservice.ConnectionString
 	CDN         string
 	Django      *DjangoFacts // nil: project not checked
+	// MissingServer lists gunicorn and/or uvicorn when the project's
+	// requirements.txt lacks them (the app's startup command needs both).
+	MissingServer []string
 	Literals    []Literal    // string literals of the settings files
 	Databases   []Database
 }

@@ -53,6 +53,12 @@ func Evaluate(f *Facts) []Finding {
 	}
 
 	djangoRules(f, add)
+	if len(f.MissingServer) > 0 {
+		pkgs := strings.Join(f.MissingServer, " and ")
+		add("startup-packages", Error, "requirements.txt",
+			"requirements.txt lacks "+pkgs+": App Service's startup command (gunicorn -k uvicorn.workers.UvicornWorker) cannot start the app it installs",
+			"add "+pkgs+" to requirements.txt, then release again")
+	}
 	for _, d := range f.Databases {
 		databaseRules(d, add)
 	}

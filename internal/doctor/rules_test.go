@@ -61,6 +61,8 @@ func TestEvaluate(t *testing.T) {
 		{"always on off, free", func(f *Facts) { f.Posture.AlwaysOn = ptr(false); f.Posture.PlanSKU, f.Posture.PlanTier = "F1", "Free" }, nil, ""},
 		{"always on off, plan unknown", func(f *Facts) { f.Posture.AlwaysOn = ptr(false); f.Posture.PlanSKU, f.Posture.PlanTier = "", "" }, nil, ""},
 
+		{"requirements without uvicorn", func(f *Facts) { f.MissingServer = []string{"uvicorn"} }, []want{{"startup-packages", Error}}, "add uvicorn to requirements.txt"},
+
 		{"debug on via app setting", func(f *Facts) { f.Django.Debug = true; f.AppSettings["DEBUG"] = "True" }, []want{{"debug", Error}}, "--settings DEBUG=false"},
 		{"debug on in code", func(f *Facts) { f.Django.Debug = true }, []want{{"debug", Error}}, "DEBUG = os.environ.get"},
 		{"debug app setting ignored by the settings", func(f *Facts) { f.AppSettings["DEBUG"] = "true" }, nil, ""},
