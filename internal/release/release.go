@@ -692,6 +692,12 @@ func (r *runner) slotStartup(ctx context.Context, rel *appservice.Release) (stri
 		}
 		base = appservice.StartupCommand(rel.StartupHint.ASGIModule, workers, rel.StartupHint.PythonPath)
 	}
+	// In local dependency mode the vendored packages are only on the path
+	// of the command the PYTHONPATH prefix precedes; the pre-swap command
+	// (python manage.py migrate) needs them as much as gunicorn does.
+	if rel != nil && rel.DependencyMode == "local" && rel.StartupHint.PythonPath != "" {
+		return "export PYTHONPATH=" + rel.StartupHint.PythonPath + ":$PYTHONPATH && " + r.opt.PreSwapCommand + " && " + base, nil
+	}
 	return r.opt.PreSwapCommand + " && " + base, nil
 }
 
