@@ -182,8 +182,8 @@ type Facts struct {
 	// MissingServer lists gunicorn and/or uvicorn when the project's
 	// requirements.txt lacks them (the app's startup command needs both).
 	MissingServer []string
-	Literals    []Literal    // string literals of the settings files
-	Databases   []Database
+	Literals      []Literal // string literals of the settings files
+	Databases     []Database
 }
 
 // sortFindings orders by level, then check, then place.
