@@ -53,7 +53,7 @@ func TestReleaseLocalModeImportsVendored(t *testing.T) {
 		`    path("healthz", views.healthz, name="healthz"),
     path("deps", __import__("pages.depsview").depsview.deps),`)
 
-	f.release(t, dir, "--dependency-mode", "local")
+	f.release(t, dir, "/healthz", "--dependency-mode", "local")
 
 	code, _, body, err := e2e.Get(f.http, f.emu.ProductionURL(e2e.App)+"/deps")
 	if err != nil || code != 200 {
