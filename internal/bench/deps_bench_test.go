@@ -1,0 +1,153 @@
+//go:build bench
+
+// The dependency step of a local-mode build, uv against pip, cold cache
+// (an empty HOME, so neither tool has downloaded anything) and warm (the
+// same HOME again), on a realistic requirements set with compiled
+// packages (internal/artifact/testdata/requirements-realistic.txt). Each
+// build runs in a child process so its peak RSS, which includes the uv or
+// pip it waited for, is its own. Then one whole release (build to live)
+// in local mode on the emulator. Reports wall times, ratios and peak
+// memory; asserts no timing.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/djdeploy/djdeploy/internal/artifact"
+	"github.com/djdeploy/djdeploy/internal/e2e"
+	"github.com/djdeploy/djdeploy/internal/progress"
+	"github.com/djdeploy/djdeploy/internal/testenv"
+)
+
+const depsChildEnv = "DJDEPLOY_BENCH_DEPS_CHILD" // "installer|home|project|out|python"
+
+// TestBenchLocalDeps builds the example app with the realistic set in
+// local mode: uv and pip, cold and warm.
+func TestBenchLocalDeps(t *testing.T) {
+	if spec := os.Getenv(depsChildEnv); spec != "" {
+		depsChild(t, spec)
+		return
+	}
+	py := testenv.Python(t)
+	root := repoRoot(t)
+	reqs, err := os.ReadFile(filepath.Join(root, "internal", "artifact", "testdata", "requirements-realistic.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		cold, warm     time.Duration
+		coldKB, warmKB int64
+	}
+	results := map[string]result{}
+	for _, inst := range []string{artifact.InstallerUV, artifact.InstallerPip} {
+		home := t.TempDir() // an empty cache
+		var r result
+		for i, warm := range []bool{false, true} {
+			project := e2e.Project(t, fmt.Sprintf("app-%s-%d", inst, i))
+			if err := os.WriteFile(filepath.Join(project, "requirements.txt"), reqs, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(t.TempDir(), "out")
+			cmd := exec.Command(os.Args[0], "-test.run", "^TestBenchLocalDeps$", "-test.v")
+			cmd.Env = append(os.Environ(), depsChildEnv+"="+strings.Join([]string{inst, home, project, out, py}, "|"))
+			start := time.Now()
+			b, err := cmd.CombinedOutput()
+			wall := time.Since(start)
+			if err != nil {
+				t.Fatalf("%s build (warm=%v): %v\n%s", inst, warm, err, b)
+			}
+			kb := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
+			if warm {
+				r.warm, r.warmKB = wall, kb
+			} else {
+				r.cold, r.coldKB = wall, kb
+			}
+		}
+		results[inst] = r
+	}
+	uv, pip := results[artifact.InstallerUV], results[artifact.InstallerPip]
+	t.Logf("local-mode build of the example app + %d requirements (psycopg[binary], Pillow, cryptography, ...), wall time and peak RSS:", strings.Count(string(reqs), "\n")-2)
+	t.Logf("  %-6s %10s %10s %12s %12s", "tool", "cold", "warm", "cold peak", "warm peak")
+	for _, name := range []string{"uv", "pip"} {
+		r := results[name]
+		t.Logf("  %-6s %10s %10s %9d MB %9d MB", name, r.cold.Round(10*time.Millisecond), r.warm.Round(10*time.Millisecond), r.coldKB/1024, r.warmKB/1024)
+	}
+	t.Logf("  pip/uv: cold %.1fx, warm %.1fx", pip.cold.Seconds()/uv.cold.Seconds(), pip.warm.Seconds()/uv.warm.Seconds())
+}
+
+// depsChild runs one build in this process (the parent measures it).
+func depsChild(t *testing.T, spec string) {
+	p := strings.Split(spec, "|")
+	inst, home, project, out, py := p[0], p[1], p[2], p[3], p[4]
+	getenv := func(k string) string {
+		if k == "HOME" {
+			return home
+		}
+		if k == "UV_CACHE_DIR" || k == "PIP_CACHE_DIR" || k == "XDG_CACHE_HOME" {
+			return ""
+		}
+		return os.Getenv(k)
+	}
+	opt := artifact.Options{ProjectDir: project, OutDir: out, Python: py, DependencyMode: artifact.ModeLocal, Installer: inst, Getenv: getenv}
+	if inst == artifact.InstallerUV {
+		opt.UV = filepath.Join(filepath.Dir(py), "uv")
+		if u := os.Getenv("DJDEPLOY_TEST_UV"); u != "" {
+			opt.UV = u
+		}
+	}
+	res, err := artifact.Build(context.Background(), opt, progress.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: %d files in app.zip", inst, res.Zip.Files)
+}
+
+// TestBenchReleaseLocal times one whole release (build, static sync,
+// deploy, warm-up, swap, purge) of the example app with the realistic set
+// in local mode, on the emulator whose runtime is a bare CPython 3.12.
+func TestBenchReleaseLocal(t *testing.T) {
+	py := e2e.Require(t, "release benchmark")
+	base := os.Getenv("DJDEPLOY_TEST_BASE_PYTHON")
+	if base == "" {
+		m, _ := filepath.Glob(filepath.Join(os.Getenv("HOME"), ".pyenv", "versions", "3.12.*", "bin", "python3.12"))
+		if len(m) == 0 {
+			testenv.Missing(t, "a Python 3.12 without Django", "install Python 3.12 or set DJDEPLOY_TEST_BASE_PYTHON")
+		}
+		base = m[len(m)-1]
+	}
+	emu, err := e2e.StartEmulator(context.Background(), base, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	env := e2e.Env(emu, py)
+	for _, k := range []string{"HOME", "PATH", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "NO_PROXY"} {
+		if v := os.Getenv(k); v != "" {
+			env[k] = v
+		}
+	}
+	root := repoRoot(t)
+	reqs, err := os.ReadFile(filepath.Join(root, "internal", "artifact", "testdata", "requirements-realistic.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	project := e2e.Project(t, "django-app")
+	if err := os.WriteFile(filepath.Join(project, "requirements.txt"), reqs, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	r := e2e.Main(context.Background(), env, "release", "--project", project, "--dependency-mode", "local", "--fix-settings",
+		"--health-path", "/healthz", "--warmup-timeout", "60s", "--deploy-timeout", "5m")
+	if r.Code != 0 {
+		t.Fatalf("release: %s", r)
+	}
+	t.Logf("release in local mode (build to live, warm uv cache): %s", time.Since(start).Round(10*time.Millisecond))
+}
