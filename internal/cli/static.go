@@ -67,8 +67,10 @@ with --release-manifest), its MD5s, hashed flags and release id are used.
 Otherwise MD5s are computed, staticfiles.json decides which names are
 hashed, and the release id is derived from the content.
 
-Each sync records the release's file list in .djdeploy/releases/<id>.json
-in the container and holds a lease on .djdeploy/lock while it writes, so
+Each sync records the release's file list in releases/<id>.json in the
+private container djdeploy-state of the same account (under
+<container>/<prefix>.djdeploy/, never where anonymous reads reach it) and
+holds a lease on the lock blob there while it writes, so
 concurrent releases take turns. Results go to stdout: counts, and the
 changed paths without a content hash (what a CDN purge needs).`,
 		Example: `  # from a build
@@ -198,8 +200,11 @@ synced within the grace period. Failed releases never reach the production
 history, so a run of them cannot push the live release out.
 
 A protected release without a manifest stops prune before it deletes
-anything. djdeploy's own state under .djdeploy/ is never deleted, except
-the manifests of pruned releases.`,
+anything. djdeploy's own state (in the private container djdeploy-state)
+is never deleted, except the manifests of pruned releases. Prune stays in
+its prefix: a folder holding another prefix's djdeploy state is left alone,
+and an empty prefix in a container where other prefixes keep state is
+refused.`,
 		Example: `  djdeploy static prune --static-keep 3 --protect 5f3c2a1b9e7d --dry-run
   djdeploy static prune --static-grace 0s --static-keep 1`,
 		Args: cobra.NoArgs,

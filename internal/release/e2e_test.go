@@ -28,9 +28,11 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/djdeploy/djdeploy/internal/e2e"
 	"github.com/djdeploy/djdeploy/internal/emulator"
 	"github.com/djdeploy/djdeploy/internal/report"
+	"github.com/djdeploy/djdeploy/internal/staticsync"
 )
 
 const (
@@ -772,7 +774,7 @@ func TestReleaseFailureAtEachStep(t *testing.T) {
 		if code, _, body := h.get(t, star); code != 200 || !strings.Contains(body, "#222222") {
 			t.Errorf("CDN serves a stale %s (%d; purged %v):\n%s", star, code, rep.PurgedPaths, body)
 		}
-		if _, ok := h.allBlobs(t)[h.prefix+".djdeploy/purge-owed.json"]; ok {
+		if _, err := h.stateBlob("purge-owed.json").GetProperties(context.Background(), nil); err == nil {
 			t.Errorf("paths are still owed to the CDN after the purge")
 		}
 		bump(t, dir, "star-3")
@@ -806,7 +808,7 @@ func decode(t *testing.T, r *run) {
 // is asserted about how long it took.
 func (h *harness) waitLeased(t *testing.T) {
 	t.Helper()
-	bc := h.blob.ServiceClient().NewContainerClient(h.cont).NewBlobClient(h.prefix + ".djdeploy/lock")
+	bc := h.stateBlob("lock")
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		p, err := bc.GetProperties(context.Background(), nil)
@@ -816,6 +818,12 @@ func (h *harness) waitLeased(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatal("the first release never took the lock")
+}
+
+// stateBlob is one of djdeploy's state files for the harness's container
+// and prefix, in the private state container.
+func (h *harness) stateBlob(name string) *blob.Client {
+	return h.blob.ServiceClient().NewContainerClient(staticsync.StateContainer).NewBlobClient(h.cont + "/" + h.prefix + staticsync.MetaDir + name)
 }
 
 // emuState is the emulator's state as JSON, for before/after comparisons.
@@ -905,7 +913,7 @@ func TestReleaseLockPlanAndBadInput(t *testing.T) {
 			t.Errorf("want the swaps of the first release, then A (%s), then C (%s); got %+v", repA.DeploymentID, repC.DeploymentID, swaps)
 		}
 		h.assertServes(t, repC.ReleaseID)
-		lb := h.blob.ServiceClient().NewContainerClient(h.cont).NewBlobClient(h.prefix + ".djdeploy/lock")
+		lb := h.stateBlob("lock")
 		if p, err := lb.GetProperties(context.Background(), nil); err != nil || p.LeaseState == nil || string(*p.LeaseState) == "leased" {
 			t.Errorf("the lock is still held after both releases: %v", err)
 		}

@@ -10,8 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/djdeploy/djdeploy/internal/e2e"
 	"github.com/djdeploy/djdeploy/internal/emulator"
+	"github.com/djdeploy/djdeploy/internal/staticsync"
 )
 
 // siteBytes is what visitors get: production's page, and every static
@@ -27,22 +29,7 @@ func (h *harness) siteBytes(t *testing.T) siteBytes {
 	p := h.production(t)
 	s := siteBytes{page: p.Body, files: map[string]string{}}
 	names := h.blobs(t)
-	// The CDN URL of a blob: the page's first link, less the blob name
-	// it ends with.
-	cdnBase := ""
-	for _, l := range p.Static {
-		for n := range names {
-			if strings.HasSuffix(l, "/"+n) && len(l)-len(n) > len(cdnBase) {
-				cdnBase = l[:len(l)-len(n)]
-			}
-		}
-		if cdnBase != "" {
-			break
-		}
-	}
-	if cdnBase == "" {
-		t.Fatalf("no link of production's page is a blob of the prefix: %v", p.Static)
-	}
+	cdnBase := h.cdnBlobBase(t, p, names)
 	cc := h.blob.ServiceClient().NewContainerClient(h.cont)
 	for n := range names {
 		code, _, body, err := e2e.Get(h.http, cdnBase+n)
@@ -64,7 +51,28 @@ func (h *harness) siteBytes(t *testing.T) siteBytes {
 	return s
 }
 
-// sameFor reports every URL of before whose bytes differ in after (new
+// cdnBlobBase is the CDN URL of the container's blob names: the page's
+// first link, less the blob name it ends with.
+func (h *harness) cdnBlobBase(t *testing.T, p page, names map[string]string) string {
+	t.Helper()
+	cdnBase := ""
+	for _, l := range p.Static {
+		for n := range names {
+			if strings.HasSuffix(l, "/"+n) && len(l)-len(n) > len(cdnBase) {
+				cdnBase = l[:len(l)-len(n)]
+			}
+		}
+		if cdnBase != "" {
+			break
+		}
+	}
+	if cdnBase == "" {
+		t.Fatalf("no link of production's page is a blob of the prefix: %v", p.Static)
+	}
+	return cdnBase
+}
+
+// changedIn reports every URL of before whose bytes differ in after (new
 // URLs in after are fine: nothing linked them before).
 func (before siteBytes) changedIn(after siteBytes) []string {
 	var out []string
@@ -148,5 +156,104 @@ func TestFailedReleaseLeavesStaticURLs(t *testing.T) {
 	}
 	if len(css) != 2 {
 		t.Errorf("site.css found at %v; want its CDN URL and its blob", css)
+	}
+}
+
+// TestStateIsPrivate: issue 12's reproduction 8. djdeploy's state (lock,
+// history, manifests, resume state) is not in the static container, so
+// the CDN answers 404 for it; state an older version left there moves to
+// the private container at the next release, history included; a
+// one-file release writes no state beside the static files.
+func TestStateIsPrivate(t *testing.T) {
+	h := newHarness(t)
+	dir := e2e.Project(t, "django-app")
+	first := mustSucceed(t, h.release(t, nil, dir)).ReleaseID
+	svc := h.blob.ServiceClient()
+	pub, priv := svc.NewContainerClient(h.cont), svc.NewContainerClient(staticsync.StateContainer)
+	statePrefix := h.cont + "/" + h.prefix + staticsync.MetaDir
+	publicState := func(t *testing.T) []string {
+		t.Helper()
+		var out []string
+		for n := range h.allBlobs(t) {
+			if strings.Contains(n, staticsync.MetaDir) {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	if s := publicState(t); len(s) > 0 {
+		t.Errorf("state in the static container after a release: %v", s)
+	}
+
+	// An older version's layout: the state back under the prefix in the
+	// static container, none in the private one.
+	ctx := context.Background()
+	pager := priv.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &statePrefix})
+	var moved []string
+	for pager.More() {
+		pg, err := pager.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range pg.Segment.BlobItems {
+			name := *b.Name
+			if strings.HasSuffix(name, "/lock") {
+				if _, err := priv.NewBlobClient(name).Delete(ctx, nil); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			resp, err := priv.NewBlobClient(name).DownloadStream(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			legacy := h.prefix + staticsync.MetaDir + strings.TrimPrefix(name, statePrefix)
+			if _, err := pub.NewBlockBlobClient(legacy).UploadBuffer(ctx, body, nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := priv.NewBlobClient(name).Delete(ctx, nil); err != nil {
+				t.Fatal(err)
+			}
+			moved = append(moved, legacy)
+		}
+	}
+	if len(moved) < 2 {
+		t.Fatalf("moved %v back to the static container; want the history and a manifest at least", moved)
+	}
+
+	e2e.Edit(t, dir, "pages/static/pages/css/site.css", "--accent: #0b6bcb;", "--accent: #6a1b9a;")
+	bump(t, dir, "private-state")
+	before := h.allBlobs(t)
+	second := mustSucceed(t, h.release(t, nil, dir)).ReleaseID
+	p := h.assertServes(t, second)
+	if s := publicState(t); len(s) > 0 {
+		t.Errorf("the older version's state is still in the static container: %v", s)
+	}
+	for _, n := range changedBlobs(before, h.allBlobs(t)) {
+		if strings.Contains(n, staticsync.MetaDir) {
+			t.Errorf("the release wrote state beside the static files: %s", n)
+		}
+	}
+	// The history moved with it: both releases reached production.
+	resp, err := h.stateBlob("production.json").DownloadStream(ctx, nil)
+	if err != nil {
+		t.Fatalf("no production history in the private container: %v", err)
+	}
+	hist, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(hist), first) || !strings.Contains(string(hist), second) {
+		t.Errorf("production history after the move names neither or one of %s, %s:\n%s", first, second, hist)
+	}
+	if props, err := priv.GetProperties(ctx, nil); err != nil || props.BlobPublicAccess != nil {
+		t.Errorf("the state container is not private: %v %v", props.BlobPublicAccess, err)
+	}
+	base := h.cdnBlobBase(t, p, h.blobs(t))
+	for _, name := range []string{"production.json", "lock", "releases/" + second + ".json"} {
+		u := base + h.prefix + staticsync.MetaDir + name
+		if code, _, _, err := e2e.Get(h.http, u); err != nil || code != 404 {
+			t.Errorf("GET %s through the CDN: %d %v, want 404", u, code, err)
+		}
 	}
 }

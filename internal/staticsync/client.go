@@ -5,9 +5,13 @@
 // prunes files no protected release references, and serialises releases
 // with a blob lease.
 //
-// Everything it keeps for itself lives under "<prefix>.djdeploy/" in the
-// container: release manifests, the production history, the lock blob and
-// the release command's resume state.
+// Everything it keeps for itself (release manifests, the production
+// history, the lock blob, the release command's resume state) lives in the
+// private container StateContainer of the same account, under
+// "<container>/<prefix>.djdeploy/": never where anonymous reads (a public
+// container, the CDN) reach it. Versions before kept it under
+// "<prefix>.djdeploy/" in the static container; the first lock taken
+// moves it (state.go).
 package staticsync
 
 import (
@@ -59,6 +63,7 @@ type Config struct {
 type Client struct {
 	svc       *service.Client
 	container *container.Client
+	state     *container.Client // StateContainer
 	name      string
 	prefix    string
 	endpoint  string // service URL without its query, for messages
@@ -122,6 +127,10 @@ func endpointSuffix(cloud string) string {
 func Open(cfg Config) (*Client, error) {
 	if err := ValidateContainerName(cfg.Container); err != nil {
 		return nil, err
+	}
+	if cfg.Container == StateContainer {
+		return nil, problem.Usagef("use another container for the static files (e.g. static)",
+			"container %s holds djdeploy's private state; it cannot hold the static files", StateContainer)
 	}
 	prefix, err := NormalizePrefix(cfg.Prefix)
 	if err != nil {
@@ -205,6 +214,7 @@ func Open(cfg Config) (*Client, error) {
 	c.opts = opts.ClientOptions
 	c.opts.InsecureAllowCredentialWithHTTP = false
 	c.container = c.svc.NewContainerClient(c.name)
+	c.state = c.svc.NewContainerClient(StateContainer)
 	if u, err := url.Parse(c.svc.URL()); err == nil {
 		u.RawQuery = ""
 		c.endpoint = u.String()
@@ -250,5 +260,13 @@ func tunedTransport(t policy.Transporter, concurrency int) policy.Transporter {
 // blobName is the full blob name of a path relative to the prefix.
 func (c *Client) blobName(rel string) string { return c.prefix + rel }
 
-// metaName is the full blob name of a file under .djdeploy/.
-func (c *Client) metaName(name string) string { return c.prefix + MetaDir + name }
+// metaName is the name, in the state container, of a file of this
+// container and prefix's state.
+func (c *Client) metaName(name string) string { return c.stateBase() + MetaDir + name }
+
+// stateBase is this container and prefix's folder in the state container.
+func (c *Client) stateBase() string { return c.name + "/" + c.prefix }
+
+// legacyMetaName is where versions before kept the file: in the static
+// container itself, readable by anyone when the container is public.
+func (c *Client) legacyMetaName(name string) string { return c.prefix + MetaDir + name }

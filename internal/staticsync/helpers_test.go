@@ -190,3 +190,20 @@ func putOutOfBand(t *testing.T, c *Client, name, content string) {
 		t.Fatal(err)
 	}
 }
+
+// stateNames lists the client's container's state in the private state
+// container, named as the files were in the static container before
+// ("<prefix>.djdeploy/...").
+func stateNames(t *testing.T, c *Client) []string {
+	t.Helper()
+	m, err := c.listState(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -96,7 +96,7 @@ func AcquireLock(ctx context.Context, c *Client, holder string, wait time.Durati
 	if rep == nil {
 		rep = progress.Discard
 	}
-	bc := c.container.NewBlockBlobClient(c.metaName(lockName))
+	bc := c.state.NewBlockBlobClient(c.metaName(lockName))
 	lc, err := lease.NewBlobClient(bc, nil)
 	if err != nil {
 		return nil, fmt.Errorf("creating lease client: %w", err)
@@ -123,7 +123,7 @@ func AcquireLock(ctx context.Context, c *Client, holder string, wait time.Durati
 			}
 			continue
 		case bloberror.HasCode(err, bloberror.ContainerNotFound):
-			if _, cerr := c.createContainer(ctx); cerr != nil {
+			if cerr := c.createStateContainer(ctx); cerr != nil {
 				return nil, cerr
 			}
 			continue
@@ -182,13 +182,19 @@ func AcquireLock(ctx context.Context, c *Client, holder string, wait time.Durati
 		_, _ = lc.ReleaseLease(context.WithoutCancel(ctx), nil)
 		return nil, c.explain(err, "recording the release lock's holder")
 	}
+	// Under the lock, state an older version left in the static container
+	// moves to the private one (once; later locks find nothing to move).
+	if err := c.migrateState(ctx); err != nil {
+		_, _ = lc.ReleaseLease(context.WithoutCancel(ctx), nil)
+		return nil, err
+	}
 	go l.renew()
 	return l, nil
 }
 
 // ReadLockHolder reports who holds (or last held) the lock.
 func ReadLockHolder(ctx context.Context, c *Client) (LockHolder, error) {
-	p, err := c.container.NewBlobClient(c.metaName(lockName)).GetProperties(ctx, nil)
+	p, err := c.state.NewBlobClient(c.metaName(lockName)).GetProperties(ctx, nil)
 	if err != nil {
 		if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
 			return LockHolder{}, nil

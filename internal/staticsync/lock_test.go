@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -271,7 +272,7 @@ func TestLockCheckAfterTakeover(t *testing.T) {
 	if err := l1.Check(ctx); err != nil {
 		t.Fatalf("check of a held lock: %v", err)
 	}
-	breaker, err := lease.NewBlobClient(c.container.NewBlockBlobClient(c.metaName(lockName)), nil)
+	breaker, err := lease.NewBlobClient(c.state.NewBlockBlobClient(c.metaName(lockName)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,5 +300,60 @@ func TestLockCheckAfterTakeover(t *testing.T) {
 	l2.mu.Unlock()
 	if err := l2.Check(ctx); !errors.Is(err, ErrLockLost) || !strings.Contains(err.Error(), "not renewed") {
 		t.Fatalf("check after a pause past the lease: %v", err)
+	}
+}
+
+// TestStateIsPrivateAndMigrated: issue 12's reproduction 8. State lives
+// in the private state container, never in the static one; state an
+// older version left in the static container moves there at the first
+// lock, and the public copies are gone.
+func TestStateIsPrivateAndMigrated(t *testing.T) {
+	srv := startAzurite(t)
+	ctx := context.Background()
+	c := open(t, srv, "static", "site", nil)
+	syncRelease(t, c, "r1", "app.11111111.js")
+	if err := c.MarkProduction(ctx, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range blobNames(t, c) {
+		if strings.Contains(n, MetaDir) {
+			t.Errorf("state in the static container: %s", n)
+		}
+	}
+	if got := stateNames(t, c); !slices.Contains(got, "site/.djdeploy/production.json") || !slices.Contains(got, "site/.djdeploy/releases/r1.json") {
+		t.Fatalf("state container holds %v", got)
+	}
+	p, err := c.state.GetProperties(ctx, nil)
+	if err != nil || p.BlobPublicAccess != nil {
+		t.Fatalf("state container: public access %v, %v; want private", p.BlobPublicAccess, err)
+	}
+
+	// An older version's layout: the state under site/.djdeploy/ in the
+	// static container, nothing in the state container.
+	old := open(t, srv, "legacy", "site", nil)
+	if _, err := old.createContainer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	putOutOfBand(t, old, "site/app.22222222.js", "old app")
+	putOutOfBand(t, old, "site/.djdeploy/releases/r0.json", `{"schema":1,"release_id":"r0","prefix":"site/","files":{"site/app.22222222.js":"x"}}`)
+	putOutOfBand(t, old, "site/.djdeploy/production.json", `{"schema":1,"releases":[{"release_id":"r0","at":"2026-01-01T00:00:00Z"}]}`)
+	putOutOfBand(t, old, "site/.djdeploy/lock", "")
+	// Read before any lock: the old copy is still found.
+	if h, err := old.History(ctx); err != nil || len(h) != 1 || h[0].ReleaseID != "r0" {
+		t.Fatalf("history before the move: %+v %v", h, err)
+	}
+	l, err := AcquireLock(ctx, old, "upgrade", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release(ctx)
+	if got := blobNames(t, old); !slices.Equal(got, []string{"site/app.22222222.js"}) {
+		t.Errorf("the static container after the move holds %v; want only the static file", got)
+	}
+	if got := stateNames(t, old); !slices.Contains(got, "site/.djdeploy/production.json") || !slices.Contains(got, "site/.djdeploy/releases/r0.json") || !slices.Contains(got, "site/.djdeploy/lock") {
+		t.Errorf("the state container after the move holds %v", got)
+	}
+	if h, err := old.History(ctx); err != nil || len(h) != 1 || h[0].ReleaseID != "r0" {
+		t.Errorf("history after the move: %+v %v", h, err)
 	}
 }

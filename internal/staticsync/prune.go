@@ -3,6 +3,7 @@ package staticsync
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/djdeploy/djdeploy/internal/problem"
 	"github.com/djdeploy/djdeploy/internal/progress"
 )
@@ -53,7 +55,7 @@ func (c *Client) MarkProduction(ctx context.Context, releaseID string) error {
 	}
 	for attempt := 0; ; attempt++ {
 		var h ProductionHistory
-		etag, found, err := c.Store().get(ctx, productionName, &h)
+		etag, _, err := c.Store().get(ctx, productionName, &h)
 		if err != nil {
 			return err
 		}
@@ -66,7 +68,7 @@ func (c *Client) MarkProduction(ctx context.Context, releaseID string) error {
 			h.Releases = h.Releases[len(h.Releases)-maxHistory:]
 		}
 		cond := &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{}}
-		if found {
+		if etag != "" {
 			cond.ModifiedAccessConditions.IfMatch = to.Ptr(etag)
 		} else {
 			cond.ModifiedAccessConditions.IfNoneMatch = to.Ptr(azcore.ETagAny)
@@ -161,7 +163,17 @@ func (c *Client) Prune(ctx context.Context, opts PruneOptions, rep progress.Repo
 	// Another app's prefix inside ours (a container shared by apps, one
 	// with no prefix): its files are referenced by its manifests, not
 	// ours, and its state is not ours to delete.
+	state, err := c.listState(ctx, c.prefix)
+	if err != nil {
+		return nil, err
+	}
 	others := otherPrefixes(blobs, c.prefix)
+	for _, o := range otherPrefixes(state, c.prefix) {
+		if !slices.Contains(others, o) {
+			others = append(others, o)
+		}
+	}
+	sort.Strings(others)
 	if c.prefix == "" && len(others) > 0 {
 		return nil, problem.Usagef("give this app its own static-prefix (e.g. static/), or prune from the prefix that owns the files; nothing was deleted",
 			"static-prefix is empty in container %s, where other prefixes keep djdeploy state (%s): a prune here would delete their files",
@@ -196,9 +208,9 @@ func (c *Client) Prune(ctx context.Context, opts PruneOptions, rep progress.Repo
 			res.Protected[id] = "reached production"
 		}
 	}
-	releasesDir := c.metaName("releases/")
+	releasesDir := c.legacyMetaName("releases/")
 	var manifests []string
-	for name, b := range blobs {
+	for name, b := range state {
 		if !strings.HasPrefix(name, releasesDir) || !strings.HasSuffix(name, ".json") {
 			continue
 		}
@@ -232,7 +244,7 @@ func (c *Client) Prune(ctx context.Context, opts PruneOptions, rep progress.Repo
 		}
 	}
 
-	metaDir := c.metaName("")
+	metaDir := c.legacyMetaName("")
 	var doomed []string
 	for name, b := range blobs {
 		if strings.HasPrefix(name, metaDir) {
@@ -253,16 +265,16 @@ func (c *Client) Prune(ctx context.Context, opts PruneOptions, rep progress.Repo
 		return res, nil
 	}
 	rep.Infof("pruning %d files and %d release manifests from %s", len(doomed), len(manifests), c.name)
-	if err := c.deleteBlobs(ctx, doomed, opts.Lock, rep); err != nil {
+	if err := c.deleteBlobs(ctx, c.container, doomed, opts.Lock, rep); err != nil {
 		return nil, err
 	}
 	// Manifests go last: if the run dies before, the next prune finds the
 	// same releases and finishes the job.
 	var names []string
 	for _, id := range manifests {
-		names = append(names, releasesDir+id+".json")
+		names = append(names, c.metaName("releases/"+id+".json"))
 	}
-	if err := c.deleteBlobs(ctx, names, opts.Lock, rep); err != nil {
+	if err := c.deleteBlobs(ctx, c.state, names, opts.Lock, rep); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -299,7 +311,7 @@ func otherPrefixes(blobs map[string]*remote, prefix string) []string {
 // deleteBlobs deletes in batches of 256 (one request each), falling back
 // to single deletes when the service refuses batches (some SAS tokens,
 // proxies). A blob already gone is fine.
-func (c *Client) deleteBlobs(ctx context.Context, names []string, lock *Lock, rep progress.Reporter) error {
+func (c *Client) deleteBlobs(ctx context.Context, cc *container.Client, names []string, lock *Lock, rep progress.Reporter) error {
 	total := int64(len(names))
 	var done int64
 	for start := 0; start < len(names); start += 256 {
@@ -309,12 +321,12 @@ func (c *Client) deleteBlobs(ctx context.Context, names []string, lock *Lock, re
 			}
 		}
 		chunk := names[start:min(start+256, len(names))]
-		if err := c.deleteBatch(ctx, chunk); err != nil {
+		if err := c.deleteBatch(ctx, cc, chunk); err != nil {
 			if errors.Is(err, context.Canceled) {
 				return err
 			}
 			for _, n := range chunk {
-				_, derr := c.container.NewBlobClient(n).Delete(ctx, nil)
+				_, derr := cc.NewBlobClient(n).Delete(ctx, nil)
 				if derr != nil && !bloberror.HasCode(derr, bloberror.BlobNotFound) {
 					return c.explain(derr, "deleting "+n)
 				}
@@ -326,8 +338,8 @@ func (c *Client) deleteBlobs(ctx context.Context, names []string, lock *Lock, re
 	return nil
 }
 
-func (c *Client) deleteBatch(ctx context.Context, names []string) error {
-	bb, err := c.container.NewBatchBuilder()
+func (c *Client) deleteBatch(ctx context.Context, cc *container.Client, names []string) error {
+	bb, err := cc.NewBatchBuilder()
 	if err != nil {
 		return err
 	}
@@ -336,7 +348,7 @@ func (c *Client) deleteBatch(ctx context.Context, names []string) error {
 			return err
 		}
 	}
-	resp, err := c.container.SubmitBatch(ctx, bb, nil)
+	resp, err := cc.SubmitBatch(ctx, bb, nil)
 	if err != nil {
 		return err
 	}

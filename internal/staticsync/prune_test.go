@@ -84,7 +84,7 @@ func TestPrune(t *testing.T) {
 	if got := cnt.take(); got["POST batch"] != 2 || got["DELETE blob"] != 0 {
 		t.Errorf("deletes were not batched: %v", got)
 	}
-	after := blobNames(t, c)
+	after := append(blobNames(t, c), stateNames(t, c)...)
 	for _, keep := range []string{"site/common.css", "site/app.00000002.js", "site/app.00000003.js", "site/app.00000104.js",
 		"site/.djdeploy/production.json", "site/.djdeploy/lock", "site/.djdeploy/releases/r2.json", "site/.djdeploy/releases/r3.json", "site/.djdeploy/releases/failed4.json"} {
 		if !slices.Contains(after, keep) {
@@ -144,14 +144,14 @@ func TestPruneStaysInItsPrefix(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := blobNames(t, root)
+	before := append(blobNames(t, root), stateNames(t, root)...)
 	later := func() time.Time { return time.Now().Add(48 * time.Hour) }
 
 	_, err := root.Prune(ctx, PruneOptions{Keep: 1, Now: later}, nil)
 	if p, ok := problem.As(err); !ok || !p.Usage || !strings.Contains(p.What, "a/") || !strings.Contains(p.Fix, "static-prefix") {
 		t.Fatalf("prune at the empty prefix of a shared container: %v, want a usage error naming a/", err)
 	}
-	if after := blobNames(t, root); !slices.Equal(before, after) {
+	if after := append(blobNames(t, root), stateNames(t, root)...); !slices.Equal(before, after) {
 		t.Fatalf("the refused prune deleted blobs: before %v, after %v", before, after)
 	}
 
@@ -163,7 +163,7 @@ func TestPruneStaysInItsPrefix(t *testing.T) {
 	if !slices.Equal(res.Paths, []string{"a/old.11111111.js"}) || !slices.Equal(res.PrunedReleases, []string{"old"}) {
 		t.Fatalf("prune of a/ deleted %v and releases %v; want only a/old.11111111.js and old", res.Paths, res.PrunedReleases)
 	}
-	after := blobNames(t, root)
+	after := append(blobNames(t, root), stateNames(t, root)...)
 	for _, name := range before {
 		if strings.HasPrefix(name, "a/y/") && !slices.Contains(after, name) {
 			t.Errorf("prune of a/ deleted %s of prefix a/y/", name)

@@ -16,9 +16,9 @@ import (
 	"github.com/djdeploy/djdeploy/internal/problem"
 )
 
-// Store keeps small JSON documents under "<prefix>.djdeploy/" in the
-// container, beside the release manifests and the lock: the release
-// command keeps its resume state there.
+// Store keeps small JSON documents under "<container>/<prefix>.djdeploy/"
+// in the private state container, beside the release manifests and the
+// lock: the release command keeps its resume state there.
 type Store struct{ c *Client }
 
 // Store returns the client's state store.
@@ -55,7 +55,7 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	if err := checkStoreName(name); err != nil {
 		return err
 	}
-	_, err := s.c.container.NewBlobClient(s.c.metaName(name)).Delete(ctx, nil)
+	_, err := s.c.state.NewBlobClient(s.c.metaName(name)).Delete(ctx, nil)
 	if err != nil && !bloberror.HasCode(err, bloberror.BlobNotFound) {
 		return s.c.explain(err, "deleting "+MetaDir+name)
 	}
@@ -69,10 +69,19 @@ func (s *Store) put(ctx context.Context, name string, v any, cond *blob.AccessCo
 	if err != nil {
 		return "", fmt.Errorf("encoding %s: %w", name, err)
 	}
-	resp, err := s.c.container.NewBlockBlobClient(s.c.metaName(name)).UploadBuffer(ctx, data, &blockblob.UploadBufferOptions{
-		HTTPHeaders:      &blob.HTTPHeaders{BlobContentType: to.Ptr("application/json"), BlobCacheControl: to.Ptr("no-store")},
-		AccessConditions: cond,
-	})
+	upload := func() (blockblob.UploadBufferResponse, error) {
+		return s.c.state.NewBlockBlobClient(s.c.metaName(name)).UploadBuffer(ctx, data, &blockblob.UploadBufferOptions{
+			HTTPHeaders:      &blob.HTTPHeaders{BlobContentType: to.Ptr("application/json"), BlobCacheControl: to.Ptr("no-store")},
+			AccessConditions: cond,
+		})
+	}
+	resp, err := upload()
+	if bloberror.HasCode(err, bloberror.ContainerNotFound) {
+		if err := s.c.createStateContainer(ctx); err != nil {
+			return "", err
+		}
+		resp, err = upload()
+	}
 	if err != nil {
 		if bloberror.HasCode(err, bloberror.ConditionNotMet, bloberror.BlobAlreadyExists) {
 			return "", err // callers retry on a lost race
@@ -85,9 +94,16 @@ func (s *Store) put(ctx context.Context, name string, v any, cond *blob.AccessCo
 	return *resp.ETag, nil
 }
 
-// get reads JSON and its ETag.
+// get reads JSON and its ETag. State not moved to the private container
+// yet (no lock taken since the upgrade) is read where an older version
+// left it, with no ETag: a conditional write then creates it.
 func (s *Store) get(ctx context.Context, name string, v any) (azcore.ETag, bool, error) {
-	resp, err := s.c.container.NewBlobClient(s.c.metaName(name)).DownloadStream(ctx, nil)
+	resp, err := s.c.state.NewBlobClient(s.c.metaName(name)).DownloadStream(ctx, nil)
+	legacy := false
+	if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
+		legacy = true
+		resp, err = s.c.container.NewBlobClient(s.c.legacyMetaName(name)).DownloadStream(ctx, nil)
+	}
 	if err != nil {
 		if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
 			return "", false, nil
@@ -101,10 +117,10 @@ func (s *Store) get(ctx context.Context, name string, v any) (azcore.ETag, bool,
 	}
 	if err := json.Unmarshal(buf.Bytes(), v); err != nil {
 		return "", false, problem.Failf("delete the blob if it was written by hand; djdeploy rewrites it",
-			"%s%s in container %s is not valid JSON: %v", s.c.prefix+MetaDir, name, s.c.name, err)
+			"%s in container %s is not valid JSON: %v", s.c.metaName(name), StateContainer, err)
 	}
 	var etag azcore.ETag
-	if resp.ETag != nil {
+	if resp.ETag != nil && !legacy {
 		etag = *resp.ETag
 	}
 	return etag, true, nil

@@ -167,7 +167,12 @@ func (c *Client) Sync(ctx context.Context, src *Source, opts SyncOptions, rep pr
 		return nil, err
 	}
 	items := c.plan(src, blobs, opts)
-	_, manifestExists := blobs[res.Manifest]
+	manifestExists, err := c.stateExists(ctx, "releases/"+id+".json")
+	if err != nil {
+		return nil, err
+	}
+	_, legacyManifest := blobs[c.legacyMetaName("releases/"+id+".json")]
+	manifestExists = manifestExists || legacyManifest
 	if opts.DryRun || (!needsWork(items) && manifestExists) {
 		if !exists {
 			rep.Infof("container %s does not exist; a sync creates it (private)", c.name)
@@ -194,7 +199,9 @@ func (c *Client) Sync(ctx context.Context, src *Source, opts SyncOptions, rep pr
 			return nil, err
 		}
 		items = c.plan(src, blobs, opts)
-		_, manifestExists = blobs[res.Manifest]
+		if manifestExists, err = c.stateExists(ctx, "releases/"+id+".json"); err != nil {
+			return nil, err
+		}
 	} else if !exists {
 		if res.ContainerCreated, err = c.createContainer(ctx); err != nil {
 			return nil, err
@@ -273,8 +280,12 @@ func (r *Result) tally(items []*item) {
 // list returns the blobs under prefix, 5000 a page, with metadata. A
 // missing container lists as empty with exists false.
 func (c *Client) list(ctx context.Context, prefix string, withMeta bool) (map[string]*remote, bool, error) {
+	return c.listIn(ctx, c.container, prefix, withMeta)
+}
+
+func (c *Client) listIn(ctx context.Context, cc *container.Client, prefix string, withMeta bool) (map[string]*remote, bool, error) {
 	out := map[string]*remote{}
-	pager := c.container.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{
+	pager := cc.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{
 		Prefix:     to.Ptr(prefix),
 		MaxResults: to.Ptr(int32(5000)),
 		Include:    container.ListBlobsInclude{Metadata: withMeta},
@@ -285,7 +296,11 @@ func (c *Client) list(ctx context.Context, prefix string, withMeta bool) (map[st
 			if bloberror.HasCode(err, bloberror.ContainerNotFound) {
 				return out, false, nil
 			}
-			return nil, false, c.explain(err, fmt.Sprintf("listing blobs in container %s", c.name))
+			name := c.name
+			if cc == c.state {
+				name = StateContainer
+			}
+			return nil, false, c.explain(err, fmt.Sprintf("listing blobs in container %s", name))
 		}
 		if page.Segment == nil {
 			continue

@@ -93,13 +93,14 @@ func TestSyncAgainstAzurite(t *testing.T) {
 	}
 	cnt.take()
 
-	// Warm: one list request, nothing else (no lock, no writes).
+	// Warm: one list request and one look at the release's manifest in the
+	// private state container, nothing else (no lock, no writes).
 	res, err = c.Sync(ctx, readSource(t, dir), SyncOptions{Headers: hdr}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cnt.take(); res.Uploaded != 0 || res.Skipped != len(siteFiles) || len(got) != 1 || got["GET list"] != 1 {
-		t.Fatalf("warm sync: uploaded %d skipped %d, requests %v; want one list and nothing else", res.Uploaded, res.Skipped, got)
+	if got := cnt.take(); res.Uploaded != 0 || res.Skipped != len(siteFiles) || len(got) != 2 || got["GET list"] != 1 || got["HEAD blob"] != 1 {
+		t.Fatalf("warm sync: uploaded %d skipped %d, requests %v; want one list, one HEAD and nothing else", res.Uploaded, res.Skipped, got)
 	}
 
 	// One changed file: exactly one Put Blob (plus lock, listing, manifest).
@@ -155,14 +156,15 @@ func TestSyncAgainstAzurite(t *testing.T) {
 		t.Errorf("after header update: %+v", st)
 	}
 
-	// Dry run: a plan and no request but the listing.
+	// Dry run: a plan and no request but the listing and a look for the
+	// release's manifest.
 	writeTree(t, dir, map[string]string{"new.txt": "new"})
 	cnt.take()
 	res, err = c.Sync(ctx, readSource(t, dir), SyncOptions{Headers: hdr, DryRun: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cnt.take(); res.Uploaded != 1 || len(got) != 1 || got["GET list"] != 1 {
+	if got := cnt.take(); res.Uploaded != 1 || len(got) != 2 || got["GET list"] != 1 || got["HEAD blob"] != 1 {
 		t.Fatalf("dry run: %+v, requests %v", res, got)
 	}
 	if _, ok := getBlob(t, c, "assets/new.txt"); ok {
@@ -274,7 +276,7 @@ func TestSyncUsesReleaseJSON(t *testing.T) {
 	if st, _ := getBlob(t, c, "a.css"); st.cc != ImmutableCacheControl {
 		t.Errorf("a.css hashed per release.json, got Cache-Control %q", st.cc)
 	}
-	if !slices.Equal(res.PurgePaths, []string{"/b.js"}) || res.Manifest != ".djdeploy/releases/abc123.json" {
+	if !slices.Equal(res.PurgePaths, []string{"/b.js"}) || res.Manifest != c.name+"/.djdeploy/releases/abc123.json" {
 		t.Errorf("result: %+v", res)
 	}
 
