@@ -141,4 +141,3 @@ func (c *Client) listState(ctx context.Context, prefix string) (map[string]*remo
 	}
 	return out, nil
 }
-
