@@ -47,7 +47,9 @@ func TestBenchLocalDeps(t *testing.T) {
 		coldKB, warmKB int64
 	}
 	results := map[string]result{}
-	for _, inst := range []string{artifact.InstallerUV, artifact.InstallerPip} {
+	// "remote" is the same build without vendoring: the baseline the
+	// dependency step is measured against.
+	for _, inst := range []string{"remote", artifact.InstallerUV, artifact.InstallerPip} {
 		home := t.TempDir() // an empty cache
 		var r result
 		for i, warm := range []bool{false, true} {
@@ -73,14 +75,19 @@ func TestBenchLocalDeps(t *testing.T) {
 		}
 		results[inst] = r
 	}
-	uv, pip := results[artifact.InstallerUV], results[artifact.InstallerPip]
+	uv, pip, remote := results[artifact.InstallerUV], results[artifact.InstallerPip], results["remote"]
 	t.Logf("local-mode build of the example app + %d requirements (psycopg[binary], Pillow, cryptography, ...), wall time and peak RSS:", strings.Count(string(reqs), "\n")-2)
 	t.Logf("  %-6s %10s %10s %12s %12s", "tool", "cold", "warm", "cold peak", "warm peak")
-	for _, name := range []string{"uv", "pip"} {
+	for _, name := range []string{"remote", "uv", "pip"} {
 		r := results[name]
 		t.Logf("  %-6s %10s %10s %9d MB %9d MB", name, r.cold.Round(10*time.Millisecond), r.warm.Round(10*time.Millisecond), r.coldKB/1024, r.warmKB/1024)
 	}
-	t.Logf("  pip/uv: cold %.1fx, warm %.1fx", pip.cold.Seconds()/uv.cold.Seconds(), pip.warm.Seconds()/uv.warm.Seconds())
+	step := func(d, base time.Duration) float64 { return max(d-base, 10*time.Millisecond).Seconds() }
+	t.Logf("  dependency step (local build - remote build): uv cold %.1fs warm %.1fs, pip cold %.1fs warm %.1fs",
+		step(uv.cold, remote.cold), step(uv.warm, remote.warm), step(pip.cold, remote.cold), step(pip.warm, remote.warm))
+	t.Logf("  pip/uv, dependency step: cold %.1fx, warm %.1fx; whole build: cold %.1fx, warm %.1fx",
+		step(pip.cold, remote.cold)/step(uv.cold, remote.cold), step(pip.warm, remote.warm)/step(uv.warm, remote.warm),
+		pip.cold.Seconds()/uv.cold.Seconds(), pip.warm.Seconds()/uv.warm.Seconds())
 }
 
 // depsChild runs one build in this process (the parent measures it).
@@ -97,6 +104,9 @@ func depsChild(t *testing.T, spec string) {
 		return os.Getenv(k)
 	}
 	opt := artifact.Options{ProjectDir: project, OutDir: out, Python: py, DependencyMode: artifact.ModeLocal, Installer: inst, Getenv: getenv}
+	if inst == "remote" {
+		opt.DependencyMode, opt.Installer = artifact.ModeRemote, ""
+	}
 	if inst == artifact.InstallerUV {
 		opt.UV = filepath.Join(filepath.Dir(py), "uv")
 		if u := os.Getenv("DJDEPLOY_TEST_UV"); u != "" {
