@@ -58,7 +58,11 @@ type fixture struct {
 
 func newFixture(t *testing.T, buildPython, appPython string) *fixture {
 	t.Helper()
-	emu, err := e2e.StartEmulator(context.Background(), appPython, nil)
+	// App Service waits 230 s for a container to answer
+	// (WEBSITES_CONTAINER_START_TIME_LIMIT); Wagtail's ~200 migrations
+	// run before gunicorn on a loaded machine can take more than the
+	// emulator's default.
+	emu, err := emulator.Start(context.Background(), emulator.Config{StartAzurite: true, Python: appPython, Workers: 1, RetryAfter: 1, StartTimeout: 230 * time.Second})
 	if err != nil {
 		t.Fatalf("starting the emulator: %v", err)
 	}
