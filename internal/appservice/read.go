@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
@@ -196,4 +197,29 @@ func shortARMError(err error) error {
 		return fmt.Errorf("HTTP %d %s", re.StatusCode, azure.ARMCode(re))
 	}
 	return err
+}
+
+// connStrPrefix is the environment prefix App Service gives a connection
+// string of each type (Custom for any other).
+var connStrPrefix = map[string]string{
+	"postgresql": "POSTGRESQLCONNSTR_", "mysql": "MYSQLCONNSTR_", "sqlazure": "SQLAZURECONNSTR_",
+	"sqlserver": "SQLCONNSTR_", "custom": "CUSTOMCONNSTR_",
+	"notificationhub": "NOTIFICATIONHUBCONNSTR_", "servicebus": "SERVICEBUSCONNSTR_",
+	"eventhub": "EVENTHUBCONNSTR_", "apihub": "APIHUBCONNSTR_", "docdb": "DOCDBCONNSTR_",
+	"rediscache": "REDISCACHECONNSTR_",
+}
+
+// ConnectionStringEnv is the environment an app on App Service gets from
+// its connection strings: SQLAZURECONNSTR_<name>, POSTGRESQLCONNSTR_<name>,
+// MYSQLCONNSTR_<name>, CUSTOMCONNSTR_<name>, ... by type.
+func ConnectionStringEnv(cs map[string]ConnectionString) map[string]string {
+	env := make(map[string]string, len(cs))
+	for k, v := range cs {
+		prefix, ok := connStrPrefix[strings.ToLower(v.Type)]
+		if !ok {
+			prefix = "CUSTOMCONNSTR_"
+		}
+		env[prefix+k] = v.Value
+	}
+	return env
 }

@@ -37,6 +37,10 @@ type Options struct {
 	// BuildVenv is auto (default: a build virtualenv only when the
 	// interpreter cannot import Django), always, or never.
 	BuildVenv string
+	// KeepVenv is where a build virtualenv is made and left for the caller
+	// (a release's pre-swap command runs with it); "" = in the build's work
+	// folder, removed when the build ends.
+	KeepVenv string
 	// WheelDir and PipIndexURL replace PyPI for pip.
 	WheelDir    string
 	PipIndexURL string
@@ -71,6 +75,8 @@ type Result struct {
 	// Python is the interpreter that ran manage.py (a build venv's, if one
 	// was made).
 	Python string
+	// Venv is the build virtualenv when one was made in KeepVenv.
+	Venv string
 }
 
 // Names inside the output folder.
@@ -367,7 +373,7 @@ func Build(ctx context.Context, opt Options, rep progress.Reporter) (*Result, er
 	rep.Infof("release %s: %s (%d files, %s), %d static files, %s", m.ReleaseID, ZipName, zst.Files, progress.HumanBytes(zst.Size), len(static), ManifestName)
 	return &Result{
 		Manifest: m, OutDir: out, ZipPath: zipPath, StaticDir: staticDir, ManifestPath: manifestPath,
-		Zip: zst, StaticFiles: len(static), StaticBytes: staticBytes, Python: py.exe,
+		Zip: zst, StaticFiles: len(static), StaticBytes: staticBytes, Python: py.exe, Venv: keptVenv(opt, py),
 	}, nil
 }
 
@@ -387,7 +393,11 @@ func preparePython(ctx context.Context, opt Options, proj *Project, work string,
 	}
 	switch {
 	case opt.BuildVenv == "always" || (verr != nil && opt.BuildVenv == "auto"):
-		py, err = makeVenv(ctx, base, proj, filepath.Join(work, "venv"), opt, rep)
+		dir := filepath.Join(work, "venv")
+		if opt.KeepVenv != "" {
+			dir = opt.KeepVenv
+		}
+		py, err = makeVenv(ctx, base, proj, dir, opt, rep)
 		if err != nil {
 			return nil, err
 		}
@@ -557,4 +567,12 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+// keptVenv is the build virtualenv the caller keeps, if one was made there.
+func keptVenv(opt Options, py *python) string {
+	if opt.KeepVenv != "" && py.venv == opt.KeepVenv {
+		return py.venv
+	}
+	return ""
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/djdeploy/djdeploy/internal/appservice"
 	"github.com/djdeploy/djdeploy/internal/artifact"
 	"github.com/djdeploy/djdeploy/internal/problem"
 )
@@ -185,13 +186,6 @@ func pythonFor(o Options, dir string) (string, error) {
 	return p, nil
 }
 
-// connStrPrefix is the environment prefix App Service gives a connection
-// string of each type.
-var connStrPrefix = map[string]string{
-	"postgresql": "POSTGRESQLCONNSTR_", "mysql": "MYSQLCONNSTR_", "sqlazure": "SQLAZURECONNSTR_",
-	"sqlserver": "SQLCONNSTR_", "custom": "CUSTOMCONNSTR_",
-}
-
 // probeEnv is what the app sees on App Service, minus the platform's
 // internals: the runner's PATH/HOME/LANG/TMPDIR, the app settings, the
 // connection strings and the WEBSITE_* names; nothing else of the runner
@@ -210,12 +204,8 @@ func probeEnv(o Options, f *Facts, proj *artifact.Project, host string) []string
 	if env["PATH"] == "" {
 		env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
 	}
-	for k, v := range f.ConnStrings {
-		prefix, ok := connStrPrefix[strings.ToLower(v.Type)]
-		if !ok {
-			prefix = "CUSTOMCONNSTR_"
-		}
-		env[prefix+k] = v.Value
+	for k, v := range appservice.ConnectionStringEnv(f.ConnStrings) {
+		env[k] = v
 	}
 	for k, v := range f.AppSettings {
 		env[k] = v

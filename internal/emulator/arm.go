@@ -251,6 +251,8 @@ func (e *Emulator) serveWeb(q *armReq) {
 		e.serveSlotConfigNames(q, s)
 	case len(lsub) == 2 && lsub[0] == "basicpublishingcredentialspolicies" && (lsub[1] == "scm" || lsub[1] == "ftp") && (m == http.MethodGet || m == http.MethodPut):
 		e.basicAuthPolicy(q, sl, lsub[1])
+	case key == "config/connectionstrings" && m == http.MethodPut:
+		e.updateConnectionStrings(q, sl)
 	case key == "config/connectionstrings/list" && m == http.MethodPost:
 		e.mu.Lock()
 		body := e.connectionStringsJSON(sl)
@@ -464,6 +466,41 @@ func (e *Emulator) updateAppSettings(q *armReq, sl *slot) {
 	if changed {
 		// App Service restarts the app when its settings change.
 		go e.restartSlot(sl, "app settings changed")
+	}
+	writeJSON(q.w, http.StatusOK, body)
+}
+
+// updateConnectionStrings is PUT config/connectionstrings: the whole set is
+// replaced, as App Service does, and the app restarts when it changed.
+func (e *Emulator) updateConnectionStrings(q *armReq, sl *slot) {
+	props, ok := readProps(q)
+	if !ok {
+		return
+	}
+	next := map[string]ConnStringConfig{}
+	for k, raw := range props {
+		var v struct {
+			Value *string `json:"value"`
+			Type  string  `json:"type"`
+		}
+		if err := json.Unmarshal(raw, &v); err != nil || v.Value == nil {
+			armError(q.w, http.StatusBadRequest, "InvalidRequestContent", fmt.Sprintf("The connection string '%s' must be an object with a value and a type.", k))
+			return
+		}
+		if v.Type == "" {
+			v.Type = "Custom"
+		}
+		next[k] = ConnStringConfig{Value: *v.Value, Type: v.Type}
+	}
+	e.mu.Lock()
+	changed := !maps.Equal(next, sl.connStrings)
+	sl.connStrings = next
+	sl.modified = time.Now().UTC()
+	body := e.connectionStringsJSON(sl)
+	e.mu.Unlock()
+	e.logf("arm: %s connection strings replaced (%d)", sl.resourceName(), len(next))
+	if changed {
+		go e.restartSlot(sl, "connection strings changed")
 	}
 	writeJSON(q.w, http.StatusOK, body)
 }

@@ -193,6 +193,9 @@ type runner struct {
 	st   *state
 	lock *staticsync.Lock
 	art  *artifact.Result
+	// venvDir holds the build virtualenv kept for the pre-swap command
+	// until the release ends.
+	venvDir string
 }
 
 // Run performs the release. The report is always returned, also with an
@@ -211,6 +214,9 @@ func Run(ctx context.Context, deps Deps, opt Options, rep progress.Reporter) (*r
 		r.out.Strategy = StrategyCanary
 	}
 	err := r.run(ctx)
+	if r.venvDir != "" {
+		_ = os.RemoveAll(r.venvDir)
+	}
 	if r.lock != nil && r.lock != opt.Lock {
 		// Released even when ctx is cancelled, so the next release goes at once.
 		if lerr := r.lock.Release(context.WithoutCancel(ctx)); lerr != nil {
@@ -408,7 +414,19 @@ func (r *runner) build(ctx context.Context) (string, error) {
 		r.art = res
 		return "prebuilt artifact " + res.OutDir, nil
 	}
-	res, err := artifact.Build(ctx, r.opt.Build, r.rep)
+	bo := r.opt.Build
+	if strings.TrimSpace(r.opt.PreSwapCommand) != "" && r.opt.PreSwapWhere != "slot" && bo.KeepVenv == "" {
+		// The pre-swap command (manage.py migrate) runs after the build
+		// with the build's interpreter: a build virtualenv lasts until the
+		// release ends.
+		dir, err := os.MkdirTemp("", "djdeploy-release-venv-")
+		if err != nil {
+			return "", fmt.Errorf("creating a folder for the build virtualenv: %w", err)
+		}
+		r.venvDir = dir
+		bo.KeepVenv = filepath.Join(dir, "venv")
+	}
+	res, err := artifact.Build(ctx, bo, r.rep)
 	if err != nil {
 		return "", err
 	}
@@ -583,7 +601,25 @@ func (r *runner) preSwapCI(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "LANG=C.UTF-8"}
+	// The slot's connection strings, named as App Service names them for
+	// the app (POSTGRESQLCONNSTR_DEFAULT, ...): settings.py reads its
+	// database from them on App Service, so migrate must see them too.
+	cs, err := r.deps.App.ConnectionStrings(ctx, r.opt.Target)
+	if err != nil {
+		return "", err
+	}
+	csEnv := appservice.ConnectionStringEnv(cs)
+	path, err := r.preSwapPath()
+	if err != nil {
+		return "", err
+	}
+	env := []string{"PATH=" + path, "HOME=" + os.Getenv("HOME"), "LANG=C.UTF-8"}
+	if r.art != nil && r.art.Venv != "" {
+		env = append(env, "VIRTUAL_ENV="+r.art.Venv)
+	}
+	for k, v := range csEnv {
+		env = append(env, k+"="+v)
+	}
 	for k, v := range appEnv {
 		env = append(env, k+"="+v)
 	}
@@ -602,6 +638,12 @@ func (r *runner) preSwapCI(ctx context.Context) (string, error) {
 	// and a CI log is told to mask them too.
 	hide := redact.Maskable(appEnv)
 	hide = append(hide, redact.Maskable(r.opt.ExtraSettings)...)
+	for _, v := range csEnv {
+		// Every connection string is a secret, whatever its name.
+		if v = strings.TrimSpace(v); v != "" {
+			hide = append(hide, v)
+		}
+	}
 	progress.Mask(r.rep, hide...)
 	c := exec.CommandContext(ctx, "sh", "-c", cmdline)
 	c.Dir, c.Env = dir, env
@@ -957,4 +999,51 @@ func fileSHA256(p string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// preSwapPath is the pre-swap command's PATH: the interpreter the build ran
+// manage.py with comes first (as python and python3, and its virtualenv's
+// bin with the project's requirements), then the runner's PATH. The
+// runner's own python3 (the action's image has no Django) would fail
+// `python manage.py migrate`.
+func (r *runner) preSwapPath() (string, error) {
+	path := os.Getenv("PATH")
+	if r.art == nil || r.art.Python == "" {
+		return path, nil
+	}
+	if r.venvDir == "" {
+		dir, err := os.MkdirTemp("", "djdeploy-release-venv-")
+		if err != nil {
+			return "", fmt.Errorf("creating a folder for the interpreter: %w", err)
+		}
+		r.venvDir = dir
+	}
+	py := r.art.Python
+	if !filepath.IsAbs(py) {
+		// A name found on PATH: resolved now, as the shim comes first.
+		p, err := exec.LookPath(py)
+		if err != nil {
+			return path, nil
+		}
+		if py, err = filepath.Abs(p); err != nil {
+			return path, nil
+		}
+	}
+	shim := filepath.Join(r.venvDir, "bin")
+	if err := os.MkdirAll(shim, 0o755); err != nil {
+		return "", fmt.Errorf("creating %s: %w", shim, err)
+	}
+	// Scripts, not symlinks: a virtualenv's python started through a
+	// symlink elsewhere would not find its pyvenv.cfg, nor its packages.
+	for _, name := range []string{"python", "python3"} {
+		body := "#!/bin/sh\nexec '" + strings.ReplaceAll(py, "'", `'\''`) + "' \"$@\"\n"
+		if err := os.WriteFile(filepath.Join(shim, name), []byte(body), 0o755); err != nil {
+			return "", fmt.Errorf("writing %s: %w", name, err)
+		}
+	}
+	dirs := []string{shim}
+	if r.art.Venv != "" {
+		dirs = append(dirs, filepath.Join(r.art.Venv, "bin"))
+	}
+	return strings.Join(append(dirs, path), string(os.PathListSeparator)), nil
 }

@@ -1,0 +1,118 @@
+package harness
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/djdeploy/djdeploy/internal/e2e"
+	"github.com/djdeploy/djdeploy/internal/testenv"
+)
+
+// basePython is a Python 3.12 that cannot import Django, as in the action's
+// image: $DJDEPLOY_TEST_BASE_PYTHON, else pyenv's newest 3.12.
+// (testenv.BasePython replaces this once it lands.)
+func basePython(t *testing.T) string {
+	t.Helper()
+	var cands []string
+	if p := os.Getenv("DJDEPLOY_TEST_BASE_PYTHON"); p != "" {
+		cands = []string{p}
+	} else {
+		home, _ := os.UserHomeDir()
+		found, _ := filepath.Glob(filepath.Join(home, ".pyenv", "versions", "3.12*", "bin", "python3.12"))
+		sort.Sort(sort.Reverse(sort.StringSlice(found)))
+		cands = found
+	}
+	for _, py := range cands {
+		if exec.Command(py, "-c", "import sys, importlib.util; assert sys.version_info[:2] == (3, 12); assert importlib.util.find_spec('django') is None").Run() == nil {
+			return py
+		}
+	}
+	testenv.Missing(t, "a Python 3.12 without Django", "install Python 3.12 with pyenv, or set DJDEPLOY_TEST_BASE_PYTHON")
+	return ""
+}
+
+// setSlotConnectionString replaces the release slot's connection strings
+// through ARM, as a user does in the portal.
+func setSlotConnectionString(t *testing.T, s *shared, name, typ, value string) {
+	t.Helper()
+	e := s.emu.Env()
+	body, _ := json.Marshal(map[string]any{"properties": map[string]any{name: map[string]string{"value": value, "type": typ}}})
+	u := fmt.Sprintf("%s/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Web/sites/%s/slots/%s/config/connectionstrings?api-version=2023-12-01",
+		s.emu.ARMEndpoint(), s.emu.Subscription(), e["DJDEPLOY_RESOURCE_GROUP"], e["DJDEPLOY_APP"], e["DJDEPLOY_SLOT"])
+	req, _ := http.NewRequest(http.MethodPut, u, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+s.emu.Token())
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT connection strings: %s", resp.Status)
+	}
+}
+
+// TestPreSwapRunsWithTheBuildsInterpreter: in the action's situation (the
+// python3 on PATH has no Django), `pre-swap-where: ci` runs `python
+// manage.py migrate` with the build's virtualenv first on PATH, kept until
+// the release ends, and with the slot's app settings and connection strings
+// (POSTGRESQLCONNSTR_*, as App Service names them) in its environment. The
+// virtualenv is gone after the release.
+func TestPreSwapRunsWithTheBuildsInterpreter(t *testing.T) {
+	s := fixture(t)
+	base := basePython(t)
+	gh := newFakeGitHub(t, "octo/shop")
+	connSecret := randomSecret("postgres://app:pw-")
+	setSlotConnectionString(t, s, "DEFAULT", "PostgreSQL", connSecret)
+	defer setSlotConnectionString(t, s, "UNUSED", "Custom", "x")
+
+	ws := e2e.Project(t, "workspace")
+	e2e.Edit(t, ws, "pages/templates/pages/home.html", "Hello from Django on App Service", "Hello, migrated by the build's interpreter")
+	in := releaseSettings(s)
+	in["credential"] = "access-token"
+	in["access-token"] = s.emu.Token()
+	in["python"] = base
+	in["build-venv"] = "auto"
+	in["pre-swap-command"] = `python manage.py migrate --noinput && python -c "import os, sys, django; print('pre-swap:', 'django', django.get_version(), 'venv', sys.prefix != sys.base_prefix, 'conn', os.environ.get('POSTGRESQLCONNSTR_DEFAULT', '').startswith('postgres://app:pw-'))"`
+	tmp := t.TempDir()
+	extra := map[string]string{
+		// The runner's python and python3 lack Django, as in the image.
+		"PATH":   filepath.Dir(base) + string(os.PathListSeparator) + "/usr/local/bin:/usr/bin:/bin",
+		"TMPDIR": tmp,
+	}
+	r := githubStep(t, s, gh, ws, in, extra)
+	if r.Code != 0 {
+		t.Fatalf("release with pre-swap migrate and a Python without Django: %s", r)
+	}
+	if !strings.Contains(r.Stdout, "pre-swap: django") || !strings.Contains(r.Stdout, "venv True conn True") {
+		t.Errorf("the pre-swap command did not run with the build's virtualenv and the slot's connection strings:\n%s", r.Stdout)
+	}
+	// Registered as a mask (::add-mask::), and shown nowhere else.
+	for _, l := range strings.Split(r.Stdout+"\n"+r.Stderr, "\n") {
+		if strings.Contains(l, connSecret) && l != "::add-mask::"+connSecret {
+			t.Errorf("the connection string leaked into the log: %s", l)
+		}
+	}
+	if !strings.Contains(r.Stdout, "::add-mask::"+connSecret) {
+		t.Errorf("the connection string is not masked")
+	}
+	// Production is not fetched: the build venv installs the newest Django
+	// the requirements allow, while the emulator serves every app with the
+	// fixture's interpreter (its Django may be older and refuse the newer
+	// static manifest); App Service would install the requirements itself.
+	if r.outputs["outcome"] != "succeeded" || r.outputs["release-id"] == "" {
+		t.Errorf("outputs %v: want outcome succeeded and a release-id", r.outputs)
+	}
+	left, _ := filepath.Glob(filepath.Join(tmp, "djdeploy-release-venv-*"))
+	if len(left) > 0 {
+		t.Errorf("the build virtualenv outlived the release: %v", left)
+	}
+}
