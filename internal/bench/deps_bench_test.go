@@ -27,7 +27,7 @@ import (
 	"github.com/djdeploy/djdeploy/internal/testenv"
 )
 
-const depsChildEnv = "DJDEPLOY_BENCH_DEPS_CHILD" // "installer|home|project|out|python"
+const depsChildEnv = "DJDEPLOY_BENCH_DEPS_CHILD" // "installer|home|project|out|python|uv"
 
 // TestBenchLocalDeps builds the example app with the realistic set in
 // local mode: uv and pip, cold and warm.
@@ -38,6 +38,15 @@ func TestBenchLocalDeps(t *testing.T) {
 	}
 	py := testenv.Python(t)
 	root := repoRoot(t)
+	uvPath := os.Getenv("DJDEPLOY_TEST_UV")
+	for _, c := range []string{filepath.Join(filepath.Dir(py), "uv"), filepath.Join(root, ".tools", "py", "bin", "uv")} {
+		if _, err := os.Stat(c); uvPath == "" && err == nil {
+			uvPath = c
+		}
+	}
+	if uvPath == "" {
+		testenv.Missing(t, "uv", "run 'make deps' (the .tools/py environment carries uv) or set DJDEPLOY_TEST_UV")
+	}
 	reqs, err := os.ReadFile(filepath.Join(root, "internal", "artifact", "testdata", "requirements-realistic.txt"))
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +68,7 @@ func TestBenchLocalDeps(t *testing.T) {
 			}
 			out := filepath.Join(t.TempDir(), "out")
 			cmd := exec.Command(os.Args[0], "-test.run", "^TestBenchLocalDeps$", "-test.v")
-			cmd.Env = append(os.Environ(), depsChildEnv+"="+strings.Join([]string{inst, home, project, out, py}, "|"))
+			cmd.Env = append(os.Environ(), depsChildEnv+"="+strings.Join([]string{inst, home, project, out, py, uvPath}, "|"))
 			start := time.Now()
 			b, err := cmd.CombinedOutput()
 			wall := time.Since(start)
@@ -93,7 +102,7 @@ func TestBenchLocalDeps(t *testing.T) {
 // depsChild runs one build in this process (the parent measures it).
 func depsChild(t *testing.T, spec string) {
 	p := strings.Split(spec, "|")
-	inst, home, project, out, py := p[0], p[1], p[2], p[3], p[4]
+	inst, home, project, out, py, uv := p[0], p[1], p[2], p[3], p[4], p[5]
 	getenv := func(k string) string {
 		if k == "HOME" {
 			return home
@@ -108,10 +117,7 @@ func depsChild(t *testing.T, spec string) {
 		opt.DependencyMode, opt.Installer = artifact.ModeRemote, ""
 	}
 	if inst == artifact.InstallerUV {
-		opt.UV = filepath.Join(filepath.Dir(py), "uv")
-		if u := os.Getenv("DJDEPLOY_TEST_UV"); u != "" {
-			opt.UV = u
-		}
+		opt.UV = uv
 	}
 	res, err := artifact.Build(context.Background(), opt, progress.Discard)
 	if err != nil {
