@@ -75,6 +75,12 @@ func TestAzureCLI(t *testing.T) {
 		dir := t.TempDir()
 		s.az(t, dir, "cloud", "register", "--name", "DjdeployEmulator", "--endpoint-resource-manager", s.emu.ARMTLSEndpoint())
 		s.az(t, dir, "cloud", "set", "--name", "DjdeployEmulator")
+		// A token for another subject (here: differing only in case) is
+		// refused as Entra refuses it.
+		bad := fakeGitHubTokenFor(t, s, strings.ToUpper(githubSubject))
+		if out, err := s.azIn(dir, "login", "--service-principal", "--username", s.emu.ClientID(), "--federated-token", bad, "--tenant", s.emu.Tenant(), "--output", "none"); err == nil || !strings.Contains(out, "AADSTS700213") {
+			t.Errorf("az login with a mismatched subject: err %v\n%s", err, out)
+		}
 		s.az(t, dir, "login", "--service-principal", "--username", s.emu.ClientID(), "--federated-token", federatedAssertion(t, s), "--tenant", s.emu.Tenant(), "--output", "none")
 		var apps []struct{ Name string }
 		s.azJSON(t, dir, &apps, "webapp", "list", "--resource-group", rg)

@@ -18,9 +18,24 @@ func armError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, map[string]any{"error": map[string]any{"code": code, "message": msg}})
 }
 
+// notFound is ARM's 404 for a resource. A nested resource is named as ARM
+// names it, each type followed by its name (Microsoft.Web/sites/app/slots/
+// staging/deploymentStatus/id), when typ has one segment per name.
 func notFound(w http.ResponseWriter, rg, typ, name string) {
 	armError(w, http.StatusNotFound, "ResourceNotFound",
-		fmt.Sprintf("The Resource '%s/%s' under resource group '%s' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix", typ, name, rg))
+		fmt.Sprintf("The Resource '%s' under resource group '%s' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix", resourcePath(typ, name), rg))
+}
+
+func resourcePath(typ, name string) string {
+	types, names := strings.Split(typ, "/"), strings.Split(name, "/")
+	if len(types) < 3 || len(types)-1 != len(names) {
+		return typ + "/" + name
+	}
+	out := types[0]
+	for i, n := range names {
+		out += "/" + types[i+1] + "/" + n
+	}
+	return out
 }
 
 // armRoot serves ARM (behind the bearer check) and the admin endpoints.

@@ -144,6 +144,18 @@ func TestClientConformanceRoutes(t *testing.T) {
 			t.Errorf("%d %s", st, body)
 		}
 	})
+	t.Run("nested resources are named as ARM names them", func(t *testing.T) {
+		for path, want := range map[string]string{
+			site + "/slots/staging/deploymentStatus/nope":                                              "'Microsoft.Web/sites/demo-app/slots/staging/deploymentStatus/nope'",
+			site + "/deploymentStatus/nope":                                                            "'Microsoft.Web/sites/demo-app/deploymentStatus/nope'",
+			sub + "/resourceGroups/demo-rg/providers/Microsoft.Cdn/profiles/demo-fd/afdEndpoints/nope": "'Microsoft.Cdn/profiles/demo-fd/afdEndpoints/nope'",
+		} {
+			st, _, body := call(t, c, "GET", arm+path+v, tok, "")
+			if st != 404 || errCode(body) != "ResourceNotFound" || !strings.Contains(body, want) {
+				t.Errorf("%s: %d %s, want %s", path, st, body, want)
+			}
+		}
+	})
 	t.Run("site and profile lists at both scopes", func(t *testing.T) {
 		for _, p := range []string{sub + "/providers/Microsoft.Web/sites", sub + "/resourceGroups/demo-rg/providers/Microsoft.Web/sites"} {
 			st, _, body := call(t, c, "GET", arm+p+v, tok, "")
