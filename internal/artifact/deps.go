@@ -220,11 +220,13 @@ func (in *installer) problem(ctx context.Context, py *python, out string, err er
 			"%s: package %s was not found on %s", req, name, where)
 	}
 	noVersion := func(spec string) error {
+		spec = strings.ToLower(spec) // uv normalises the name, pip echoes it: one message for both
 		name := reqName(spec)
 		return problem.Usagef(fmt.Sprintf("pin a version that exists (pip index versions %s lists them) in %s", name, req),
 			"%s: %s does not exist on %s (no such version)", req, spec, where)
 	}
 	noWheel := func(spec string) error {
+		spec = strings.ToLower(spec)
 		return problem.Usagef("pin a version that publishes manylinux x86_64 wheels for CPython "+in.opt.PythonVersion+", or put a wheel you built into wheel-dir"+remote,
 			"%s: %s has no wheel for %s on %s, only a source distribution, and local mode installs wheels only", req, spec, target, where)
 	}
