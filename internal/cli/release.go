@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/djdeploy/djdeploy/internal/appservice"
+	"github.com/djdeploy/djdeploy/internal/artifact"
 	"github.com/djdeploy/djdeploy/internal/cdn"
 	"github.com/djdeploy/djdeploy/internal/problem"
 	"github.com/djdeploy/djdeploy/internal/progress"
@@ -324,7 +326,17 @@ func runForCI(ctx context.Context, env *Env, vals *settings.Values, rep progress
 	started := time.Now()
 	args := []string{command}
 	if command == "static" {
-		args = append(args, "sync")
+		src := vals.String("static-source")
+		for _, dir := range []string{vals.String("artifact"), vals.String("out")} {
+			if src == "" && dir != "" {
+				src = filepath.Join(dir, artifact.StaticDir)
+			}
+		}
+		if src == "" {
+			return nil, problem.Usagef("set the static-source input to the folder collectstatic wrote (command: build's out/static), or artifact to a build folder",
+				"command static has no static files to upload")
+		}
+		args = append(args, "sync", "--source", src)
 	}
 	// The part reads the same settings: the CI front end already put them in
 	// the environment the sub-command reads.
@@ -339,6 +351,14 @@ func runForCI(ctx context.Context, env *Env, vals *settings.Values, rep progress
 	if err != nil {
 		out.Outcome, out.FailedStep, out.Error = report.Failed, command, err.Error()
 		out.Steps[0].Status = report.StepFailed
+	}
+	if command == "build" && err == nil {
+		// The release-id output: the id the build wrote into release.json.
+		if m, merr := artifact.ReadManifest(filepath.Join(vals.String("out"), artifact.ManifestName)); merr == nil {
+			out.ReleaseID = m.ReleaseID
+		} else {
+			rep.Warnf("reading the build's release id: %v", merr)
+		}
 	}
 	return out, err
 }

@@ -8,8 +8,10 @@ package settings
 func init() {
 	Register(
 		Setting{Name: "command", Group: "CI", Default: "release", CIOnly: true,
-			Enum:        []string{"release", "build", "static", "deploy", "swap", "purge"},
-			Description: "what the step runs: the whole release, or one of its parts (build, static, deploy, swap, purge)"},
+			Enum:        []string{"release", "build", "static", "deploy", "swap", "purge", "doctor"},
+			Description: "what the step runs: the whole release, one of its parts (build, static, deploy, swap, purge), or doctor"},
+		Setting{Name: "static-source", Group: "CI", CIOnly: true,
+			Description: "folder of collected static files that command: static uploads; default: static/ of the artifact folder, else of out"},
 		Setting{Name: "pr-comment", Group: "CI", Kind: Bool, Default: "false", CIOnly: true,
 			Description: "on a pull request, comment the slot's preview URL (one comment, updated on re-runs)"},
 		Setting{Name: "job-summary", Group: "CI", Kind: Bool, Default: "true", CIOnly: true,
