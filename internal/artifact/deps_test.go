@@ -32,11 +32,14 @@ func testUV(t *testing.T, py string) string {
 	if p := os.Getenv("DJDEPLOY_TEST_UV"); p != "" {
 		return p
 	}
-	p := filepath.Join(filepath.Dir(py), "uv")
-	if !fileExists(p) {
-		testenv.Missing(t, "uv beside "+py, "run 'make deps' (the .tools/py environment carries uv)")
+	for _, p := range []string{filepath.Join(filepath.Dir(py), "uv"), filepath.Join("..", "..", ".tools", "py", "bin", "uv")} {
+		if fileExists(p) {
+			abs, _ := filepath.Abs(p)
+			return abs
+		}
 	}
-	return p
+	testenv.Missing(t, "uv (beside "+py+" or in .tools/py)", "run 'make deps' (the .tools/py environment carries uv) or set DJDEPLOY_TEST_UV")
+	return ""
 }
 
 // basePython is a CPython 3.12 that has no Django: App Service's runtime
