@@ -2,9 +2,12 @@ package harness
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/djdeploy/djdeploy/internal/e2e"
 )
@@ -12,8 +15,9 @@ import (
 // TestCommandParts runs the action's command values other than release
 // through the GitHub runner, against the emulator: build sets release-id
 // (the id in the release.json it wrote), static uploads the build's
-// static/ (no source input was needed before: it always failed), and doctor
-// is accepted (it was refused although its inputs are declared).
+// static/ (no source input was needed before: it always failed), deploy,
+// swap and purge bring the build to production in parts, and doctor is
+// accepted (it was refused although its inputs are declared).
 func TestCommandParts(t *testing.T) {
 	s := fixture(t)
 	gh := newFakeGitHub(t, "octo/shop")
@@ -57,6 +61,31 @@ func TestCommandParts(t *testing.T) {
 	r = githubStep(t, s, gh, ws, in, nil)
 	if r.Code != 2 || r.outputs["outcome"] != "failed" {
 		t.Errorf("command: static with no static files to upload: want exit 2 and outcome failed: %s", r)
+	}
+
+	// deploy the build's zip to the slot, swap it in, purge a path: each
+	// part on its own, as a workflow splitting the release into jobs does.
+	for _, part := range []map[string]string{
+		{"command": "deploy", "package": filepath.Join(out, "app.zip")},
+		{"command": "swap"},
+		{"command": "purge", "path": "/static/*"},
+	} {
+		in = map[string]string{}
+		for k, v := range base {
+			in[k] = v
+		}
+		for k, v := range part {
+			in[k] = v
+		}
+		r = githubStep(t, s, gh, ws, in, nil)
+		if r.Code != 0 || r.outputs["outcome"] != "succeeded" {
+			t.Errorf("command: %s: %s\noutputs %v", part["command"], r, r.outputs)
+		}
+	}
+	// The page, not the release id: command: deploy does not set
+	// DJDEPLOY_RELEASE_ID on the slot (only release does).
+	if _, _, body, err := e2e.Get(&http.Client{Timeout: 30 * time.Second}, s.emu.ProductionURL(app)+"/"); err != nil || !strings.Contains(body, "Hello, built by command: build") {
+		t.Errorf("after command: deploy and command: swap production does not serve the build (%v):\n%s", err, body)
 	}
 
 	in = map[string]string{}
