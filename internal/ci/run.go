@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/djdeploy/djdeploy/internal/problem"
 	"github.com/djdeploy/djdeploy/internal/redact"
 	"github.com/djdeploy/djdeploy/internal/report"
+	"github.com/djdeploy/djdeploy/internal/settings"
 )
 
 // Finish completes the report of a run that started at started and returned
@@ -80,6 +82,38 @@ func PreviewComment(r *report.Release, sha, slotURL, run string) string {
 		b.WriteString(strings.Join(facts, " · ") + "\n")
 	}
 	return b.String()
+}
+
+// PreviewDeletedComment replaces the preview comment once the pull
+// request's slot is deleted, so the link it held does not lead nowhere.
+func PreviewDeletedComment(r *report.Release, run string) string {
+	var b strings.Builder
+	b.WriteString(PreviewMarker + "\n")
+	b.WriteString("### djdeploy preview\n\n")
+	fmt.Fprintf(&b, "Slot `%s` of `%s` was deleted: the pull request is closed.\n", r.Slot, r.App)
+	if run != "" {
+		b.WriteString("\n" + run + "\n")
+	}
+	return b.String()
+}
+
+// PreviewPR fills the "pr" setting of a preview from the CI's own pull
+// request number when the step did not give one, and reports whether the
+// run is a preview. pr is 0 outside a pull request.
+func PreviewPR(v *settings.Values, pr int) (bool, error) {
+	if !strings.EqualFold(v.String("command"), "preview") {
+		return false, nil
+	}
+	if v.String("pr") == "" && pr != 0 {
+		if err := v.Set("pr", strconv.Itoa(pr), settings.FromEnv); err != nil {
+			return true, err
+		}
+	}
+	if v.String("pr") == "" {
+		return true, problem.Usagef("run command preview on pull request events, or give the pr input",
+			"command preview needs a pull request, and this run has none")
+	}
+	return true, nil
 }
 
 // Link is a markdown link, or "" without a URL.

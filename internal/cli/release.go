@@ -142,8 +142,18 @@ func setupRelease(ctx context.Context, env *Env, vals *settings.Values, projectD
 		return nil, problem.Usagef("set --slot to a deployment slot such as staging (create one with az webapp deployment slot create)",
 			"a release deploys to a staging slot and swaps it in; slot %q is not a deployment slot", vals.String("slot"))
 	}
+	if appservice.IsPreviewSlot(vals.String("slot")) {
+		return nil, problem.Usagef("release through a slot such as staging; pr-<number> slots belong to pull request previews ('djdeploy preview')",
+			"slot %s is a pull request's preview slot", vals.String("slot"))
+	}
+	return setupReleaseTo(ctx, env, vals, projectDir, rep, vals.String("slot"))
+}
+
+// setupReleaseTo is setupRelease for slot: the release slot, or a pull
+// request's preview slot.
+func setupReleaseTo(ctx context.Context, env *Env, vals *settings.Values, projectDir string, rep progress.Reporter, slot string) (*releaseSetup, error) {
 	// Bad names fail here, before a build or an upload (exit 2).
-	if err := (appservice.Target{ResourceGroup: vals.String("resource-group"), App: vals.String("app"), Slot: vals.String("slot")}).Validate(); err != nil {
+	if err := (appservice.Target{ResourceGroup: vals.String("resource-group"), App: vals.String("app"), Slot: slot}).Validate(); err != nil {
 		return nil, err
 	}
 	skip := map[string]bool{}
@@ -194,7 +204,7 @@ func setupRelease(ctx context.Context, env *Env, vals *settings.Values, projectD
 	s.opt = release.Options{
 		Build:            buildOpt,
 		ArtifactDir:      vals.String("artifact"),
-		Target:           appservice.Target{ResourceGroup: vals.String("resource-group"), App: vals.String("app"), Slot: vals.String("slot")},
+		Target:           appservice.Target{ResourceGroup: vals.String("resource-group"), App: vals.String("app"), Slot: slot},
 		Sync:             staticsync.SyncOptions{Headers: headers, Concurrency: vals.Int("static-concurrency")},
 		StaticURL:        vals.String("static-url"),
 		StaticURLSetting: vals.String("static-url-setting"),
@@ -322,6 +332,9 @@ func runForCI(ctx context.Context, env *Env, vals *settings.Values, rep progress
 	command := strings.ToLower(vals.String("command"))
 	if command == "" || command == "release" {
 		return runRelease(ctx, env, vals, projectDir, rep)
+	}
+	if command == "preview" {
+		return runPreview(ctx, env, vals, projectDir, rep, vals.Bool("preview-delete"))
 	}
 	started := time.Now()
 	args := []string{command}

@@ -225,7 +225,13 @@ func (e *Emulator) serveWeb(q *armReq) {
 		}
 		// slots/production names the production site, as on App Service
 		// (az webapp deployment slot swap --action reset sends it).
+		if len(lsub) == 2 && lsub[1] != "production" && (q.r.Method == http.MethodPut || q.r.Method == http.MethodDelete) {
+			e.serveSlotAdmin(q, s, sub[1]) // slots_admin.go
+			return
+		}
+		e.mu.Lock()
 		sl = s.slots[lsub[1]]
+		e.mu.Unlock()
 		if sl == nil {
 			notFound(q.w, q.rg, "Microsoft.Web/sites", s.cfg.Name+"/slots/"+sub[1])
 			return

@@ -166,6 +166,13 @@ type Options struct {
 	// for the swap and puts it back (true) after it, whatever its outcome
 	// (nil: the origin is left alone).
 	Rotation func(ctx context.Context, enabled bool) error
+
+	// Preview deploys to Target, a pull request's preview slot (pr-<n>),
+	// and stops once the slot answers with this release's id (warm-up
+	// checks it whatever CheckRelease says): no pre-swap command (it would
+	// change production's database), no swap, purge or prune, and no
+	// resume state (it belongs to the releases of the release slot).
+	Preview bool
 }
 
 // state is what a release keeps in the container between runs.
@@ -213,7 +220,15 @@ func Run(ctx context.Context, deps Deps, opt Options, rep progress.Reporter) (*r
 	if opt.Progressive.Strategy == StrategyCanary {
 		r.out.Strategy = StrategyCanary
 	}
-	err := r.run(ctx)
+	var err error
+	if opt.Preview != appservice.IsPreviewSlot(opt.Target.Slot) {
+		// Releases never touch pull requests' slots, previews never the
+		// release slot.
+		err = problem.Usagef("previews use pr-<number> slots ('djdeploy preview'), releases any other slot",
+			"slot %s is not for this: preview %t", opt.Target.Slot, opt.Preview)
+	} else {
+		err = r.run(ctx)
+	}
 	if r.venvDir != "" {
 		_ = os.RemoveAll(r.venvDir)
 	}
@@ -319,6 +334,9 @@ func (r *runner) markDone(ctx context.Context, name string) {
 }
 
 func (r *runner) saveState(ctx context.Context) {
+	if r.opt.Preview {
+		return
+	}
 	r.st.Updated = time.Now().UTC()
 	if err := r.deps.Static.Store().PutJSON(ctx, stateName(r.st.ReleaseID), r.st); err != nil {
 		r.rep.Warnf("saving the release's resume state: %v (a re-run redoes more work, nothing else)", err)
@@ -348,7 +366,7 @@ func (r *runner) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	alreadyLive := live.production == m.ReleaseID && !r.st.Done[StepSwap].IsZero()
+	alreadyLive := !r.opt.Preview && live.production == m.ReleaseID && !r.st.Done[StepSwap].IsZero()
 	if alreadyLive {
 		for _, s := range []string{StepPreSwap, StepDeploy, StepWarmUp, StepSmoke, StepSwap} {
 			st := r.step(s)
@@ -356,7 +374,11 @@ func (r *runner) run(ctx context.Context) error {
 		}
 		r.rep.Infof("production already runs release %s; resuming after the swap", m.ReleaseID)
 		r.out.Live = true
+		r.out.SlotRelease = live.slot
 	} else {
+		if r.opt.Preview {
+			return r.preview(ctx, live)
+		}
 		if err := r.do(ctx, StepPreSwap, r.preSwapCI); err != nil {
 			return err
 		}
@@ -374,7 +396,14 @@ func (r *runner) run(ctx context.Context) error {
 				return err
 			}
 		}
-		if err := r.swapInRotation(ctx); err != nil {
+		err := r.swapInRotation(ctx)
+		if r.out.Live {
+			// The swap moved the slot's content to production and
+			// production's to the slot: the slot now serves the release
+			// that was live before, not this one.
+			r.out.SlotRelease = live.production
+		}
+		if err != nil {
 			return err
 		}
 		if r.opt.Progressive.Watch > 0 {
@@ -469,6 +498,10 @@ func ReadArtifact(dir string) (*artifact.Result, error) {
 
 func (r *runner) loadState(ctx context.Context) error {
 	id := r.art.Manifest.ReleaseID
+	if r.opt.Preview {
+		r.st = &state{Schema: 1, ReleaseID: id, Slot: r.opt.Target.Slot, Done: map[string]time.Time{}}
+		return nil
+	}
 	st := &state{}
 	found, err := r.deps.Static.Store().GetJSON(ctx, stateName(id), st)
 	if err != nil {
@@ -710,6 +743,34 @@ func (r *runner) deploy(ctx context.Context, live liveState) (string, error) {
 	return fmt.Sprintf("deployment %s: %s", dres.DeploymentID, dres.Status), nil
 }
 
+// preview runs a preview's steps after the static sync: deploy to the pull
+// request's slot and warm it up until it answers with this release's id, so
+// the URL it reports serves this pull request's code. The steps that would
+// touch production are typed skips.
+func (r *runner) preview(ctx context.Context, live liveState) error {
+	why := "a preview stays on slot " + r.opt.Target.Slot
+	if err := r.do(ctx, StepPreSwap, func(context.Context) (string, error) {
+		return "", skipf("previews never run the pre-swap command: it would change the database production uses")
+	}); err != nil {
+		return err
+	}
+	if err := r.do(ctx, StepDeploy, func(ctx context.Context) (string, error) { return r.deploy(ctx, live) }); err != nil {
+		return err
+	}
+	if err := r.do(ctx, StepWarmUp, r.warmUp); err != nil {
+		return err
+	}
+	if err := r.do(ctx, StepSmoke, r.smoke); err != nil {
+		return err
+	}
+	for _, s := range []string{StepSwap, StepPurge, StepPrune} {
+		if err := r.do(ctx, s, func(context.Context) (string, error) { return "", skipf("%s", why) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // slotStartup is the startup command that runs the pre-swap command before
 // gunicorn. It runs on every instance start (swaps restart instances too),
 // so the command must be idempotent, as `manage.py migrate` is.
@@ -745,7 +806,7 @@ func (r *runner) slotStartup(ctx context.Context, rel *appservice.Release) (stri
 
 func (r *runner) warmUp(ctx context.Context) (string, error) {
 	hc := r.opt.WarmUp
-	if r.opt.CheckRelease {
+	if r.opt.CheckRelease || r.opt.Preview {
 		hc.ExpectRelease = r.art.Manifest.ReleaseID
 	}
 	res, err := r.deps.App.WarmUp(ctx, r.opt.Target, hc)
@@ -753,6 +814,7 @@ func (r *runner) warmUp(ctx context.Context) (string, error) {
 		return "", err
 	}
 	r.out.SlotURL = baseURL(res.URL)
+	r.out.SlotRelease = r.art.Manifest.ReleaseID
 	return fmt.Sprintf("%s answered %d after %d attempt(s)", res.URL, res.Status, res.Attempts), nil
 }
 

@@ -41,6 +41,11 @@ type Release struct {
 	URL       string `json:"url"`
 	SlotURL   string `json:"slot_url"`
 	StaticURL string `json:"static_url"`
+	// SlotRelease is the release the slot serves when the run ended, as far
+	// as the run knows: ReleaseID after a deploy and warm-up (a preview),
+	// the previously live release after a swap, "" when unknown. Only when
+	// it is ReleaseID does SlotURL show this release (see Previewing).
+	SlotRelease string `json:"slot_release"`
 	// DeploymentID is Kudu's deployment id.
 	DeploymentID string        `json:"deployment_id"`
 	Started      time.Time     `json:"started"`
@@ -83,6 +88,14 @@ type Gate struct {
 	Reason   string        `json:"reason"`
 	From     time.Time     `json:"from"`
 	To       time.Time     `json:"to"`
+}
+
+// Previewing reports whether SlotURL serves this run's release, so it may
+// be shown as this release's preview. After a swap it serves the release
+// that was live before, and saying otherwise would send reviewers to old
+// code.
+func (r *Release) Previewing() bool {
+	return r.SlotURL != "" && r.ReleaseID != "" && r.SlotRelease == r.ReleaseID
 }
 
 // Step is one timed step of a release.
@@ -134,7 +147,11 @@ func Markdown(r *Release, o MarkdownOptions) string {
 		add("App", app)
 	}
 	add("Production", link(r.URL))
-	add("Slot preview", link(r.SlotURL))
+	if r.Previewing() {
+		add("Slot preview", link(r.SlotURL))
+	} else if r.SlotURL != "" && r.SlotRelease != "" {
+		add("Slot", link(r.SlotURL)+" (since the swap it serves "+code(r.SlotRelease)+", the release live before)")
+	}
 	add("Static files", link(r.StaticURL))
 	add("Deployment", code(r.DeploymentID))
 	if r.Duration > 0 {
@@ -260,9 +277,13 @@ func Outputs(r *Release) map[string]string {
 	if r.Duration > 0 {
 		dur = strconv.FormatFloat(r.Duration.Seconds(), 'f', 1, 64)
 	}
+	slotURL := ""
+	if r.Previewing() {
+		slotURL = r.SlotURL
+	}
 	return map[string]string{
 		"url":             r.URL,
-		"slot-url":        r.SlotURL,
+		"slot-url":        slotURL,
 		"release-id":      r.ReleaseID,
 		"static-uploaded": strconv.Itoa(r.StaticUploaded),
 		"static-skipped":  strconv.Itoa(r.StaticSkipped),
@@ -276,7 +297,7 @@ func Outputs(r *Release) map[string]string {
 // OutputDescriptions describes each output, for action.yml.
 var OutputDescriptions = []struct{ Name, Description string }{
 	{"url", "production URL of the app"},
-	{"slot-url", "URL of the deployment slot that received the release (the preview)"},
+	{"slot-url", "URL of the slot that serves this release (a preview, or a release stopped before its swap); empty once a swap moved the release to production"},
 	{"release-id", "id of the release (names the static files' manifest and the build tag)"},
 	{"static-uploaded", "number of static files uploaded"},
 	{"static-skipped", "number of static files already up to date"},

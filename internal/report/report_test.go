@@ -35,6 +35,7 @@ func sample() *Release {
 	return &Release{
 		ReleaseID: "20250301-120000-abc1234", App: "shop", Slot: "staging",
 		URL: "https://shop.azurewebsites.net", SlotURL: "https://shop-staging.azurewebsites.net",
+		SlotRelease: "20250228-090000-9f8e7d6", // swapped: the slot serves the previous release
 		StaticURL: "https://shop.azurefd.net/static/", DeploymentID: "d41d8cd9",
 		Started: t0, Duration: 95*time.Second + 400*time.Millisecond, Outcome: Succeeded,
 		Steps: []Step{
@@ -56,6 +57,7 @@ func failed() *Release {
 	r.Steps[3].Status = StepFailed
 	r.Steps[4] = Step{Name: "purge", Status: StepNotRun}
 	r.PurgedPaths, r.Checks = nil, nil
+	r.SlotRelease = r.ReleaseID // the failed swap was undone: the slot serves this release again
 	return r
 }
 
@@ -111,7 +113,7 @@ func TestMarkdownKeepsTableCellsIntact(t *testing.T) {
 func TestOutputs(t *testing.T) {
 	got := Outputs(sample())
 	want := map[string]string{
-		"url": "https://shop.azurewebsites.net", "slot-url": "https://shop-staging.azurewebsites.net",
+		"url": "https://shop.azurewebsites.net", "slot-url": "", // after the swap the slot serves the old release
 		"release-id": "20250301-120000-abc1234", "static-uploaded": "7", "static-skipped": "405",
 		"purged-paths": "/static/admin/js/core.js\n/static/css/site.css", "deployment-id": "d41d8cd9",
 		"duration": "95.4", "outcome": "succeeded",
@@ -157,5 +159,36 @@ func TestMarkdownFailureAfterSwap(t *testing.T) {
 	}
 	if strings.Contains(after, "previous release") || !strings.Contains(after, "production already serves this release") {
 		t.Errorf("failure after the swap:\n%s", after)
+	}
+}
+
+// The slot's URL is this release's preview only while the slot serves it:
+// after a swap it serves the release that was live before (issue 13 item 1).
+func TestPreviewingOnlyWhileTheSlotServesTheRelease(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		slotRelease string
+		want        bool
+	}{
+		{"deployed and warmed up, not swapped", "20250301-120000-abc1234", true},
+		{"swapped: the previous release is on the slot", "20250228-090000-9f8e7d6", false},
+		{"unknown", "", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := sample()
+			r.SlotRelease = c.slotRelease
+			if got := r.Previewing(); got != c.want {
+				t.Errorf("Previewing() = %v, want %v", got, c.want)
+			}
+			out := Outputs(r)["slot-url"]
+			md := Markdown(r, MarkdownOptions{})
+			if c.want {
+				if out != r.SlotURL || !strings.Contains(md, "Slot preview") {
+					t.Errorf("slot-url %q, summary:\n%s", out, md)
+				}
+			} else if out != "" || strings.Contains(md, "Slot preview") {
+				t.Errorf("claims a preview of the slot: slot-url %q, summary:\n%s", out, md)
+			}
+		})
 	}
 }

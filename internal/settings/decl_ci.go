@@ -8,8 +8,8 @@ package settings
 func init() {
 	Register(
 		Setting{Name: "command", Group: "CI", Default: "release", CIOnly: true,
-			Enum:        []string{"release", "build", "static", "deploy", "swap", "purge", "doctor"},
-			Description: "what the step runs: the whole release, one of its parts (build, static, deploy, swap, purge), or doctor"},
+			Enum:        []string{"release", "build", "static", "deploy", "swap", "purge", "doctor", "preview"},
+			Description: "what the step runs: the whole release, one of its parts (build, static, deploy, swap, purge), doctor, or preview (a pull request on its own slot, pr-<number>)"},
 		Setting{Name: "static-source", Group: "CI", CIOnly: true,
 			Description: "folder of collected static files that command: static uploads; default: static/ of the artifact folder, else of out"},
 		Setting{Name: "pr-comment", Group: "CI", Kind: Bool, Default: "false", CIOnly: true,

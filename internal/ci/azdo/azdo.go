@@ -73,6 +73,15 @@ func Run(ctx context.Context, o Options, run RunFunc) int {
 	for _, s := range v.Secrets() {
 		rep.Mask(s)
 	}
+	// Azure Repos gives the pull request's id; GitHub repositories its number.
+	prNumber, _ := strconv.Atoi(getenv("SYSTEM_PULLREQUEST_PULLREQUESTNUMBER"))
+	if prNumber == 0 {
+		prNumber, _ = strconv.Atoi(getenv("SYSTEM_PULLREQUEST_PULLREQUESTID"))
+	}
+	preview, err := ci.PreviewPR(v, prNumber)
+	if err != nil {
+		return fail(log, err)
+	}
 
 	started := time.Now()
 	r, runErr := run(ctx, v, rep)
@@ -130,7 +139,9 @@ func Run(ctx context.Context, o Options, run RunFunc) int {
 		}
 	}
 
-	if v.Bool("pr-comment") && r.SlotURL != "" {
+	// A preview always comments; a release only with pr-comment, and only
+	// while the slot serves its release (after a swap it serves the old one).
+	if (preview || v.Bool("pr-comment")) && (r.Previewing() || preview && v.Bool("preview-delete") && runErr == nil) {
 		pr, _ := strconv.Atoi(getenv("SYSTEM_PULLREQUEST_PULLREQUESTID"))
 		switch {
 		case pr == 0:
@@ -140,6 +151,9 @@ func Run(ctx context.Context, o Options, run RunFunc) int {
 			rep.Warnf("pr-comment: map SYSTEM_ACCESSTOKEN: $(System.AccessToken) in the step's env to comment on the pull request")
 		default:
 			body := ci.PreviewComment(r, getenv("BUILD_SOURCEVERSION"), r.SlotURL, ci.Link("run", runURL(getenv)))
+			if !r.Previewing() {
+				body = ci.PreviewDeletedComment(r, ci.Link("run", runURL(getenv)))
+			}
 			if _, err := api.UpsertThread(ctx, getenv("BUILD_REPOSITORY_ID"), pr, ci.PreviewMarker, body); err != nil {
 				rep.Warnf("commenting the preview URL on pull request %d: %v (allow the build service to contribute to pull requests)", pr, err)
 			}

@@ -93,7 +93,7 @@ func sampleRun(ctx context.Context, v *settings.Values, rep progress.Reporter) (
 	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	return &report.Release{
 		ReleaseID: "r1", App: "shop", Slot: "staging", URL: "https://shop.azurewebsites.net", SlotURL: "https://shop-staging.azurewebsites.net",
-		Outcome: report.Succeeded, Started: t0, Duration: 2 * time.Second,
+		SlotRelease: "r1", Outcome: report.Succeeded, Started: t0, Duration: 2 * time.Second,
 		Steps:       []report.Step{{Name: "build", Status: report.StepDone, Started: t0, Duration: time.Second}},
 		PurgedPaths: []string{"/static/a.css", "/static/b.js"},
 		Checks:      []report.Check{{ID: "security.W004", Level: "warning", Message: "HSTS off", File: "shop/settings.py"}},
@@ -272,7 +272,7 @@ func TestBuildTagAndPreviewThreadUpdatedNotDuplicated(t *testing.T) {
 	defer srv.Close()
 	fake.url = srv.URL
 
-	runOnce := func(slotURL string) (int, string) {
+	runOnce := func(slotURL string, swapped ...bool) (int, string) {
 		h := newHarness(t)
 		for k, v := range map[string]string{
 			"SYSTEM_ACCESSTOKEN": token, "SYSTEM_COLLECTIONURI": srv.URL + "/org/", "SYSTEM_TEAMPROJECTID": proj,
@@ -284,6 +284,9 @@ func TestBuildTagAndPreviewThreadUpdatedNotDuplicated(t *testing.T) {
 		code := h.run(t, func(ctx context.Context, v *settings.Values, rep progress.Reporter) (*report.Release, error) {
 			r, err := sampleRun(ctx, v, rep)
 			r.SlotURL = slotURL
+			if len(swapped) > 0 {
+				r.SlotRelease = "r0" // the swap left the previous release on the slot
+			}
 			return r, err
 		})
 		return code, h.stdout.String()
@@ -294,7 +297,12 @@ func TestBuildTagAndPreviewThreadUpdatedNotDuplicated(t *testing.T) {
 	if code, out := runOnce("https://shop-staging-2.azurewebsites.net"); code != 0 || strings.Contains(out, "build.addbuildtag") {
 		t.Fatalf("second run: exit %d (the API tag must be used, not the logging command)\n%s", code, out)
 	}
-	if len(fake.tags) != 2 || fake.tags[0] != "djdeploy-r1" {
+	// After a swap the slot serves the old release: no comment, no slotUrl
+	// (issue 13, item 1).
+	if code, out := runOnce("https://shop-staging-3.azurewebsites.net", true); code != 0 || !strings.Contains(out, "variable=slotUrl;]\n") {
+		t.Fatalf("third run: exit %d, or slotUrl not empty after a swap\n%s", code, out)
+	}
+	if len(fake.tags) != 3 || fake.tags[0] != "djdeploy-r1" {
 		t.Errorf("tags %v", fake.tags)
 	}
 	if fake.created != 1 || fake.updated != 1 || len(fake.threads) != 1 {

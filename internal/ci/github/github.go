@@ -92,6 +92,14 @@ func Run(ctx context.Context, o Options, run RunFunc) int {
 		ghctx = &githubactions.GitHubContext{}
 	}
 	command := v.String("command")
+	preview, err := ci.PreviewPR(v, PullRequestNumber(ghctx))
+	if err != nil {
+		return fail(gha, err)
+	}
+	if preview && ghctx.EventName == "pull_request" && ghctx.Event["action"] == "closed" && v.Get("preview-delete").Source == settings.FromDefault {
+		// The closed pull request's event needs no input of its own.
+		_ = v.Set("preview-delete", "true", settings.FromEnv)
+	}
 	logURL := ""
 	if ghctx.Repository != "" && ghctx.RunID != 0 {
 		logURL = fmt.Sprintf("%s/%s/actions/runs/%d", strings.TrimSuffix(ghctx.ServerURL, "/"), ghctx.Repository, ghctx.RunID)
@@ -153,9 +161,14 @@ func Run(ctx context.Context, o Options, run RunFunc) int {
 		}
 	}
 
-	if api != nil && v.Bool("pr-comment") && r.SlotURL != "" {
+	// A preview always comments; a release only with pr-comment, and only
+	// while the slot serves its release (after a swap it serves the old one).
+	if api != nil && (preview || v.Bool("pr-comment")) && (r.Previewing() || preview && v.Bool("preview-delete") && runErr == nil) {
 		if pr := PullRequestNumber(ghctx); pr != 0 {
 			body := ci.PreviewComment(r, ghctx.SHA, "<"+r.SlotURL+">", ci.Link("run log", logURL))
+			if !r.Previewing() {
+				body = ci.PreviewDeletedComment(r, ci.Link("run log", logURL))
+			}
 			if _, err := api.UpsertComment(ctx, pr, ci.PreviewMarker, body); err != nil {
 				rep.Warnf("commenting the preview URL on pull request #%d: %v (give the job `permissions: pull-requests: write`)", pr, err)
 			}

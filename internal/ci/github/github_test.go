@@ -95,7 +95,7 @@ func sampleRun(ctx context.Context, v *settings.Values, rep progress.Reporter) (
 	}
 	return &report.Release{
 		ReleaseID: "r1", App: v.String("app"), Slot: v.String("slot"), URL: "https://shop.azurewebsites.net",
-		SlotURL: "https://shop-staging.azurewebsites.net", Outcome: report.Succeeded, Started: start, Duration: 3 * time.Second,
+		SlotURL: "https://shop-staging.azurewebsites.net", SlotRelease: "r1", Outcome: report.Succeeded, Started: start, Duration: 3 * time.Second,
 		Steps:       []report.Step{{Name: "build", Status: report.StepDone, Started: start, Duration: time.Second}},
 		PurgedPaths: []string{"/static/a.css", "/static/b.js"}, StaticUploaded: 2,
 		Checks: []report.Check{{ID: "security.W004", Level: "warning", Message: "You have not set SECURE_HSTS_SECONDS.", File: "shop/settings.py"}},
@@ -364,7 +364,7 @@ func TestDeploymentStatusesAndPreviewCommentUpdatedNotDuplicated(t *testing.T) {
 	srv := httptest.NewServer(fake.handler(t))
 	defer srv.Close()
 
-	runOnce := func(slotURL string) int {
+	runOnce := func(slotURL string, swapped ...bool) int {
 		h := newHarness(t)
 		h.client = srv.Client()
 		h.env["GITHUB_API_URL"] = srv.URL + "/api/v3"
@@ -376,6 +376,9 @@ func TestDeploymentStatusesAndPreviewCommentUpdatedNotDuplicated(t *testing.T) {
 		return h.run(t, func(ctx context.Context, v *settings.Values, rep progress.Reporter) (*report.Release, error) {
 			r, err := sampleRun(ctx, v, rep)
 			r.SlotURL = slotURL
+			if len(swapped) > 0 {
+				r.SlotRelease = "r0" // the swap left the previous release on the slot
+			}
 			return r, err
 		})
 	}
@@ -384,6 +387,11 @@ func TestDeploymentStatusesAndPreviewCommentUpdatedNotDuplicated(t *testing.T) {
 	}
 	if code := runOnce("https://shop-staging-2.azurewebsites.net"); code != 0 {
 		t.Fatalf("second run: exit %d", code)
+	}
+	// After a swap the slot serves the old release: the comment must not
+	// send reviewers there (issue 13, item 1).
+	if code := runOnce("https://shop-staging-3.azurewebsites.net", true); code != 0 {
+		t.Fatalf("third run: exit %d", code)
 	}
 
 	if fake.created != 1 || fake.edited != 1 || len(fake.comments) != 1 {
@@ -394,10 +402,10 @@ func TestDeploymentStatusesAndPreviewCommentUpdatedNotDuplicated(t *testing.T) {
 			t.Errorf("comment not updated to the second preview URL:\n%s", body)
 		}
 	}
-	if len(fake.deployed) != 2 || fake.deployed[0]["ref"] != "0123456789abcdef0123456789abcdef01234567" || fake.deployed[0]["environment"] != "production" {
+	if len(fake.deployed) != 3 || fake.deployed[0]["ref"] != "0123456789abcdef0123456789abcdef01234567" || fake.deployed[0]["environment"] != "production" {
 		t.Errorf("deployments: %v", fake.deployed)
 	}
-	if len(fake.statuses) != 4 {
+	if len(fake.statuses) != 6 {
 		t.Fatalf("statuses: %v, want in_progress and success per run", fake.statuses)
 	}
 	if fake.statuses[0]["state"] != "in_progress" || fake.statuses[1]["state"] != "success" {
