@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -51,9 +52,28 @@ func SlotLimit(tier string) int {
 // 59 characters (its host name label).
 var slotNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]*$`)
 
-// adminSlots remembers the listeners of slots created through ARM, so a
-// delete can close their hosts.
-var adminSlots sync.Map // *slot -> []net.Listener
+// adminSlots remembers the hosts of slots created through ARM, so a delete
+// can close them.
+var adminSlots sync.Map // *slot -> *adminSlot
+
+type adminSlot struct {
+	listeners []net.Listener
+	gone      atomic.Bool
+}
+
+// unlessGone answers as App Service's front end does for a host whose site
+// is gone (404 "Web Site not found"), also on connections kept alive from
+// before the delete.
+func (a *adminSlot) unlessGone(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.gone.Load() {
+			w.Header().Set("Connection", "close")
+			http.Error(w, "404 Web Site not found.", http.StatusNotFound)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
 
 // serveSlotAdmin handles PUT and DELETE on .../sites/{name}/slots/{slot}.
 func (e *Emulator) serveSlotAdmin(q *armReq, s *site, name string) {
@@ -182,9 +202,10 @@ func (e *Emulator) createSlot(q *armReq, s *site, name string) {
 		return
 	}
 	sl.host, sl.scmHost = hl.Addr().String(), kl.Addr().String()
-	e.serve(hl, "site", e.siteHandler(sl))
-	e.serve(kl, "scm", e.requireBearer(true, e.kuduHandler(sl)))
-	adminSlots.Store(sl, []net.Listener{hl, kl})
+	as := &adminSlot{listeners: []net.Listener{hl, kl}}
+	e.serve(hl, "site", as.unlessGone(e.siteHandler(sl)))
+	e.serve(kl, "scm", as.unlessGone(e.requireBearer(true, e.kuduHandler(sl))))
+	adminSlots.Store(sl, as)
 
 	e.mu.Lock()
 	if s.slots[strings.ToLower(name)] != nil || len(s.order)-1 >= SlotLimit(tier) {
@@ -230,8 +251,10 @@ func (e *Emulator) deleteSlot(q *armReq, s *site, name string) {
 			in.stop()
 		}
 	}
-	if ls, ok := adminSlots.LoadAndDelete(sl); ok {
-		for _, l := range ls.([]net.Listener) {
+	if v, ok := adminSlots.LoadAndDelete(sl); ok {
+		as := v.(*adminSlot)
+		as.gone.Store(true)
+		for _, l := range as.listeners {
 			l.Close()
 		}
 	}

@@ -358,10 +358,15 @@ func TestRunnerHarness(t *testing.T) {
 				t.Errorf("GITHUB_OUTPUT has no %s:\n%s", k, r.output)
 			}
 		}
-		for _, k := range []string{"url", "slot-url", "release-id", "deployment-id", "duration", "static-uploaded"} {
+		for _, k := range []string{"url", "release-id", "deployment-id", "duration", "static-uploaded"} {
 			if r.outputs[k] == "" || r.outputs[k] == "0" {
 				t.Errorf("output %s is %q", k, r.outputs[k])
 			}
+		}
+		// After the swap the slot serves the release that was live before:
+		// slot-url must not offer it as this release's preview.
+		if r.outputs["slot-url"] != "" {
+			t.Errorf("slot-url %q after a swap", r.outputs["slot-url"])
 		}
 		if !regexp.MustCompile(`(?m)^purged-paths<<\S+$`).MatchString(r.output) {
 			t.Errorf("purged-paths is not written in the multi-line delimiter form:\n%s", r.output)

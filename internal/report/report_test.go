@@ -36,7 +36,7 @@ func sample() *Release {
 		ReleaseID: "20250301-120000-abc1234", App: "shop", Slot: "staging",
 		URL: "https://shop.azurewebsites.net", SlotURL: "https://shop-staging.azurewebsites.net",
 		SlotRelease: "20250228-090000-9f8e7d6", // swapped: the slot serves the previous release
-		StaticURL: "https://shop.azurefd.net/static/", DeploymentID: "d41d8cd9",
+		StaticURL:   "https://shop.azurefd.net/static/", DeploymentID: "d41d8cd9",
 		Started: t0, Duration: 95*time.Second + 400*time.Millisecond, Outcome: Succeeded,
 		Steps: []Step{
 			{Name: "build", Status: StepDone, Started: t0, Duration: 12300 * time.Millisecond, Detail: "412 files, 3.1 MiB"},
