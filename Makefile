@@ -18,9 +18,11 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/djdeploy
 
-## deps: Debian packages (Django, gunicorn, uvicorn, zip...) and Azurite, only when missing.
+## deps: Debian packages (Django, gunicorn, uvicorn, zip...), Azurite, and for the action's test
+## (internal/actiontest) docker.io, mmdebstrap and act; each only when missing.
 deps:
 	@bash .ci/deps.sh
+	@bash .ci/act-deps.sh
 
 ## test: the whole suite, with the real components (Azurite, Django, the emulator).
 test: deps
