@@ -2,9 +2,11 @@ package appservice
 
 import (
 	"context"
+	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/appservice/armappservice/v4"
+	"github.com/djdeploy/djdeploy/internal/problem"
 )
 
 // SetTraffic sends percent of production's new visitors to slot with
@@ -55,4 +57,26 @@ func (c *Client) SiteURL(ctx context.Context, t Target) (string, error) {
 		return "", err
 	}
 	return hostURL("default", s.DefaultHostName)
+}
+
+// noSlotTiers are the App Service plan tiers without deployment slots (and
+// so without traffic routing to a slot).
+var noSlotTiers = map[string]bool{"free": true, "shared": true, "basic": true}
+
+// CheckSlotsAllowed fails with a usage error when the app's plan has no
+// deployment slots: a canary routes traffic to a slot.
+func (c *Client) CheckSlotsAllowed(ctx context.Context, prod Target) error {
+	s, err := c.GetSite(ctx, Target{ResourceGroup: prod.ResourceGroup, App: prod.App})
+	if err != nil {
+		return err
+	}
+	sku, tier, err := c.planSKUTier(ctx, s.ServerFarmID)
+	if err != nil {
+		return armError(err, "reading the App Service plan of "+prod.App)
+	}
+	if noSlotTiers[strings.ToLower(tier)] {
+		return problem.Usagef("scale the plan up to Standard (S1) or above, or release with --strategy swap to an app that has a slot",
+			"app %s runs on a %s plan (%s), which has no deployment slots: a canary routes traffic to a slot", prod.App, tier, sku)
+	}
+	return nil
 }

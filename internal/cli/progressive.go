@@ -71,6 +71,11 @@ func progressiveOptions(ctx context.Context, vals *settings.Values, acc *AzureAc
 	}
 
 	prod := appservice.Target{ResourceGroup: target.ResourceGroup, App: target.App}
+	if p.Strategy == release.StrategyCanary {
+		if err := app.CheckSlotsAllowed(ctx, prod); err != nil {
+			return p, err
+		}
+	}
 	// A ready access token is ARM's: the query API will not take it.
 	readyToken := vals.String("access-token") != "" && (vals.String("credential") == "" || vals.String("credential") == "auto")
 	if readyToken && component != "" {

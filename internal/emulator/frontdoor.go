@@ -33,7 +33,7 @@ type afdOrigin struct {
 // FrontDoorRecord is one request a Front Door endpoint sent to an origin.
 type FrontDoorRecord struct {
 	At     time.Time // when the origin was chosen
-	Origin string // group/origin
+	Origin string    // group/origin
 	App    string
 	Status int
 }

@@ -72,6 +72,9 @@ func TestWavesAcrossRegions(t *testing.T) {
 		res.Apps = append(res.Apps, emulator.AppConfig{Name: name, Slots: []string{"staging"},
 			Plan: emulator.PlanConfig{Name: name + "-plan", SKU: "P1v3", Capacity: 1}, PythonVersion: "3.12"})
 	}
+	// An app on a Basic plan, which has no deployment slots.
+	res.Apps = append(res.Apps, emulator.AppConfig{Name: "demo-app-basic", Slots: []string{"staging"},
+		Plan: emulator.PlanConfig{Name: "basic-plan", SKU: "B1", Capacity: 1}, PythonVersion: "3.12"})
 	// The three regions are origins of the Front Door profile.
 	for i := range res.CDN {
 		if res.CDN[i].Name == "demo-fd" {
@@ -293,7 +296,11 @@ func TestWavesAcrossRegions(t *testing.T) {
 				t.Fatalf("targets %q: want exit 2 saying %q:\n%s", c.targets, c.says, r)
 			}
 		}
-		r := e2e.Main(ctx, e2e.With(base, map[string]string{"DJDEPLOY_CDN_PROFILE": "demo-cdn", "DJDEPLOY_CDN_ENDPOINT": "demo-cdn-ep"}), "release", "--origin-rotation")
+		r := e2e.Main(ctx, e2e.With(base, map[string]string{"DJDEPLOY_TARGETS": "demo-rg/demo-app-basic/staging"}), "release", "--strategy", "canary")
+		if r.Code != 2 || !strings.Contains(r.Stderr, "no deployment slots") {
+			t.Fatalf("a canary on a Basic plan:\n%s", r)
+		}
+		r = e2e.Main(ctx, e2e.With(base, map[string]string{"DJDEPLOY_CDN_PROFILE": "demo-cdn", "DJDEPLOY_CDN_ENDPOINT": "demo-cdn-ep"}), "release", "--origin-rotation")
 		if r.Code != 2 || !strings.Contains(r.Stderr, "needs a Front Door profile") {
 			t.Fatalf("--origin-rotation on a classic CDN profile:\n%s", r)
 		}
