@@ -52,7 +52,7 @@ release() { # $1: name of the JSON report
   "$BIN" release --project "$WORK/app" --python "$PY" --fix-settings --check-release --static-grace 0s --json >"$WORK/$1.json"
 }
 field() { # $1: report, $2: python expression over r
-  "$PY" -c "import json,sys; r=json.load(open('$WORK/$1.json')); print($2)"
+  "$PY" -c "import json,sys; r=json.load(open('$WORK/$1.json'))['result']; print($2)"
 }
 
 say "== release 1: the example app, to staging, then swapped into production"

@@ -78,7 +78,7 @@ func TestBenchCanaryThreeRegions(t *testing.T) {
 		t.Fatalf("canary rollout:\n%s", r)
 	}
 	var ro release.Rollout
-	if err := json.Unmarshal([]byte(r.Stdout), &ro); err != nil {
+	if _, err := e2e.DecodeResult(r.Stdout, &ro); err != nil {
 		t.Fatal(err)
 	}
 

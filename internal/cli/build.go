@@ -41,7 +41,6 @@ type buildStatSummary struct {
 }
 
 func newBuildCmd(env *Env) *cobra.Command {
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "build --out DIR [--project DIR]",
 		Short: "Build the zip App Service runs and collect the static files",
@@ -73,7 +72,7 @@ Linux and Python version are vendored into .python_packages/lib/site-packages.`,
     --build-env STATIC_URL=https://cdn.example.net/static/
 
   # machine-readable summary on stdout
-  djdeploy build --out dist --json | jq .release_id`,
+  djdeploy build --out dist --json | jq .result.release_id`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			projectDir := env.ProjectDir(cmd)
@@ -97,8 +96,8 @@ Linux and Python version are vendored into .python_packages/lib/site-packages.`,
 				rep.Warnf("check --deploy %s (%s): %s", c.ID, c.Level, c.Message)
 			}
 			sum := summarize(res)
-			if asJSON {
-				return env.PrintJSON(sum)
+			if !env.Result(cmd, sum) {
+				return nil
 			}
 			fmt.Fprintf(env.Out, "release %s\n", sum.ReleaseID)
 			fmt.Fprintf(env.Out, "  %s  %d files, %d bytes\n", res.ZipPath, sum.AppZip.Files, sum.AppZip.Size)
@@ -108,7 +107,6 @@ Linux and Python version are vendored into .python_packages/lib/site-packages.`,
 		},
 	}
 	bindSettings(cmd, "build")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print a machine-readable summary on stdout")
 	return cmd
 }
 

@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -45,7 +44,7 @@ func TestBuildCommand(t *testing.T) {
 		t.Fatalf("exit %d\nstderr:\n%s", code, stderr)
 	}
 	var sum buildSummary
-	if err := json.Unmarshal([]byte(stdout), &sum); err != nil {
+	if err := decodeResult(stdout, &sum); err != nil {
 		t.Fatalf("stdout is not the JSON summary: %v\n%s", err, stdout)
 	}
 	m, err := artifact.ReadManifest(filepath.Join(out, "release.json"))

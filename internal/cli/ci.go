@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"io"
 
 	"github.com/djdeploy/djdeploy/internal/ci/azdo"
 	"github.com/djdeploy/djdeploy/internal/ci/github"
@@ -20,18 +21,54 @@ func init() { register(80, newCICmd) }
 // needs no knowledge of the domain packages.
 var ciRunner func(ctx context.Context, env *Env, v *settings.Values, rep progress.Reporter) (*report.Release, error)
 
-func ciRun(env *Env) func(ctx context.Context, v *settings.Values, rep progress.Reporter) (*report.Release, error) {
+// ciRun runs the step for an adapter. With --json the report is cmd's
+// result, and everything else the step prints (the CI's workflow commands,
+// a part's own output) goes to stderr, which both CIs read commands from
+// too, so that stdout is the one JSON document.
+func ciRun(env *Env, cmd *cobra.Command) func(ctx context.Context, v *settings.Values, rep progress.Reporter) (*report.Release, error) {
 	return func(ctx context.Context, v *settings.Values, rep progress.Reporter) (*report.Release, error) {
 		if ciRunner == nil {
 			return nil, problem.Failf("use a released djdeploy", "this djdeploy binary was built without the release command")
 		}
-		return ciRunner(ctx, env, v, rep)
+		run := env
+		if wantsJSON(cmd) {
+			run = &Env{IO: IO{In: env.In, Out: env.Err, Err: env.Err}, Getenv: env.Getenv}
+		}
+		out, err := ciRunner(ctx, run, v, rep)
+		if out != nil {
+			env.Result(cmd, out)
+		}
+		return out, err
 	}
 }
 
+// ciStdout is where an adapter writes its CI's workflow commands.
+func ciStdout(env *Env, cmd *cobra.Command) io.Writer {
+	if wantsJSON(cmd) {
+		return env.Err
+	}
+	return env.Out
+}
+
+// ciExit turns an adapter's exit code into cmd's error.
+func ciExit(env *Env, code int) error {
+	if code == problem.ExitOK {
+		return nil
+	}
+	e := exitError{code: code}
+	if r, ok := env.json.result.(*report.Release); ok && r != nil && r.Error != "" {
+		e.msg = r.Error
+	}
+	return e
+}
+
 // exitError carries an adapter's exit code, already reported in the CI's
-// own format, through cobra.
-type exitError struct{ code int }
+// own format, through cobra. msg and fix are for the --json envelope only:
+// stderr already says what went wrong.
+type exitError struct {
+	code     int
+	msg, fix string
+}
 
 func (e exitError) Error() string { return "" }
 
@@ -56,11 +93,8 @@ parameters (mapped to DJDEPLOY_*/AZURE_* variables), then djdeploy.yaml.`,
 		Example: "  # what the action's entrypoint runs\n  djdeploy ci github",
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			code := github.Run(c.Context(), github.Options{Getenv: env.getenv, Stdout: env.Out}, ciRun(env))
-			if code != problem.ExitOK {
-				return exitError{code}
-			}
-			return nil
+			code := github.Run(c.Context(), github.Options{Getenv: env.getenv, Stdout: ciStdout(env, c)}, ciRun(env, c))
+			return ciExit(env, code)
 		},
 	})
 	cmd.AddCommand(&cobra.Command{
@@ -70,11 +104,8 @@ parameters (mapped to DJDEPLOY_*/AZURE_* variables), then djdeploy.yaml.`,
 		Example: "  # what pipelines/steps/djdeploy.yml runs\n  DJDEPLOY_COMMAND=release djdeploy ci azure-pipelines",
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			code := azdo.Run(c.Context(), azdo.Options{Getenv: env.getenv, Stdout: env.Out}, ciRun(env))
-			if code != problem.ExitOK {
-				return exitError{code}
-			}
-			return nil
+			code := azdo.Run(c.Context(), azdo.Options{Getenv: env.getenv, Stdout: ciStdout(env, c)}, ciRun(env, c))
+			return ciExit(env, code)
 		},
 	})
 	return cmd

@@ -24,7 +24,6 @@ type deployOutput struct {
 }
 
 func newDeployCmd(env *Env) *cobra.Command {
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "deploy --resource-group RG --app APP [--slot SLOT] --package FILE",
 		Short: "Zip-deploy a package to an App Service slot and wait for it",
@@ -122,8 +121,8 @@ holder, then fails naming it.`,
 				out.ReleaseID = rel.ReleaseID
 			}
 			res.Warnings = append(res.Warnings, cfg.Warnings...)
-			if asJSON {
-				return env.PrintJSON(out)
+			if !env.Result(cmd, out) {
+				return nil
 			}
 			fmt.Fprintf(env.Out, "deployed %s to %s: deployment %s %s in %s\n", pkg, res.Target, res.DeploymentID, res.Status,
 				time.Duration(res.Seconds*float64(time.Second)).Round(time.Second))
@@ -137,7 +136,6 @@ holder, then fails naming it.`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON on stdout")
 	bindSettings(cmd, "deploy")
 	return cmd
 }

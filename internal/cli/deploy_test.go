@@ -148,7 +148,7 @@ func TestAzureCommandsAgainstEmulator(t *testing.T) {
 			ReleaseID    string `json:"release_id"`
 			Credential   string `json:"credential"`
 		}
-		if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		if err := decodeResult(stdout, &out); err != nil {
 			t.Fatalf("stdout is not JSON: %v\n%s", err, stdout)
 		}
 		if out.DeploymentID == "" || out.Status != "RuntimeSuccessful" || out.ReleaseID != "r2" || out.Credential != "access-token" {
@@ -163,7 +163,7 @@ func TestAzureCommandsAgainstEmulator(t *testing.T) {
 			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 		}
 		var rep struct{ Swapped, Verified, RolledBack bool }
-		json.Unmarshal([]byte(stdout), &rep)
+		decodeResult(stdout, &rep)
 		if !rep.Swapped || !rep.Verified || rep.RolledBack {
 			t.Errorf("report: %s", stdout)
 		}
@@ -191,7 +191,7 @@ func TestAzureCommandsAgainstEmulator(t *testing.T) {
 			Kind     string `json:"kind"`
 			Requests int    `json:"requests"`
 		}
-		json.Unmarshal([]byte(stdout), &r)
+		decodeResult(stdout, &r)
 		if r.Kind != "frontdoor" || r.Requests != 3 {
 			t.Errorf("result: %s", stdout)
 		}

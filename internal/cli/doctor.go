@@ -12,8 +12,14 @@ import (
 
 func init() { register(60, newDoctorCmd) }
 
+// doctorResult is doctor's result: the report, and whether it fails.
+type doctorResult struct {
+	*doctor.Report
+	Strict bool `json:"strict"`
+	Failed bool `json:"failed"`
+}
+
 func newDoctorCmd(env *Env) *cobra.Command {
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "doctor --resource-group RG --app APP [--slot SLOT] [--project DIR]",
 		Short: "Check an app's Azure and Django configuration against the deployment checklist",
@@ -116,26 +122,19 @@ either), 1 otherwise, 2 on bad input.`,
 				return err
 			}
 			strict := vals.Bool("strict")
-			if asJSON {
-				err = env.PrintJSON(struct {
-					*doctor.Report
-					Strict bool `json:"strict"`
-					Failed bool `json:"failed"`
-				}{rep, strict, rep.Failed(strict)})
-			} else {
-				err = doctor.WriteTable(env.Out, rep, strict)
-			}
-			if err != nil {
-				return err
+			if env.Result(cmd, doctorResult{rep, strict, rep.Failed(strict)}) {
+				if err := doctor.WriteTable(env.Out, rep, strict); err != nil {
+					return err
+				}
 			}
 			if rep.Failed(strict) {
 				// The findings are the message; exit 1 without repeating them.
-				return exitError{code: 1}
+				return exitError{code: 1, msg: "doctor found problems that fail the check",
+					fix: "fix the findings in the result (each has its fix), then run doctor again"}
 			}
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON on stdout")
 	bindSettings(cmd, "doctor")
 	// The slot setting's default (staging) is the release's slot; doctor
 	// checks production unless a slot is given, and says so.

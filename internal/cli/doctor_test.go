@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -180,7 +179,7 @@ func TestDoctorAgainstEmulator(t *testing.T) {
 		code, stdout, stderr = runAzureCmd(t, env, "", "doctor", "--app", "bad-app", "--project", proj, "--python", py, "--json")
 		noLeak(t, stdout, stderr)
 		var rep doctorJSON
-		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		if err := decodeResult(stdout, &rep); err != nil {
 			t.Fatalf("not JSON (%v):\n%s", err, stdout)
 		}
 		var ids []string
@@ -216,7 +215,7 @@ func TestDoctorAgainstEmulator(t *testing.T) {
 		code, stdout, stderr := runAzureCmd(t, env, "", "doctor", "--app", "bad-app", "--json")
 		noLeak(t, stdout, stderr)
 		var rep doctorJSON
-		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		if err := decodeResult(stdout, &rep); err != nil {
 			t.Fatalf("not JSON (%v):\n%s\n%s", err, stdout, stderr)
 		}
 		var ids []string
@@ -245,7 +244,7 @@ func TestDoctorAgainstEmulator(t *testing.T) {
 		// It did look: the settings loaded and the database was read.
 		code, stdout, _ = runAzureCmd(t, env, "", "doctor", "--app", "good-app", "--project", proj, "--python", py, "--strict", "--json")
 		var rep doctorJSON
-		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		if err := decodeResult(stdout, &rep); err != nil {
 			t.Fatal(err)
 		}
 		checked := strings.Join(rep.Checked, "\n")

@@ -116,12 +116,19 @@ Faults (--fault ROUTE=SPEC, repeatable; also POST /_emulator/faults):
 			defer emu.Close()
 			printServing(env, emu)
 			block := emu.ExportBlock()
-			fmt.Fprint(env.Out, block)
 			if envFile != "" {
 				if err := os.WriteFile(envFile, []byte(block), 0o600); err != nil {
 					return problem.Wrap(err, "give a writable --env-file path", "writing %s", envFile)
 				}
 				fmt.Fprintf(env.Err, "wrote the export block to %s\n", envFile)
+			}
+			// With --json the settings are printed as soon as the emulator
+			// is ready, as the export block is: it runs until stopped.
+			env.Outcome(OutcomeRunning)
+			if env.Result(cmd, emulatorResult{Env: emu.Env(), StateDir: emu.StateDir(), ARMEndpoint: emu.ARMTLSEndpoint(), EnvFile: envFile}) {
+				fmt.Fprint(env.Out, block)
+			} else if err := env.EmitNow(cmd); err != nil {
+				return err
 			}
 			fmt.Fprintln(env.Err, "emulator ready; Ctrl-C stops it")
 			<-ctx.Done()
@@ -143,6 +150,16 @@ Faults (--fault ROUTE=SPEC, repeatable; also POST /_emulator/faults):
 	f.IntVar(&workers, "workers", 1, "gunicorn workers of the default startup command")
 	f.DurationVar(&startTimeout, "start-timeout", 90*time.Second, "how long a deployed app may take to answer HTTP")
 	return cmd
+}
+
+// emulatorResult is what the emulator serves, printed when it is ready.
+type emulatorResult struct {
+	// Env is the export block as data: the settings 'djdeploy release'
+	// needs to use the emulator (the admin secret among them).
+	Env         map[string]string `json:"env"`
+	ARMEndpoint string            `json:"arm_endpoint"`
+	StateDir    string            `json:"state_dir"`
+	EnvFile     string            `json:"env_file"`
 }
 
 // readFileOrStdin reads path, or r for "-" (at most 1 MiB).

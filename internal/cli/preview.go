@@ -30,7 +30,7 @@ var notForPreview = map[string]bool{
 }
 
 func newPreviewCmd(env *Env) *cobra.Command {
-	var asJSON, del bool
+	var del bool
 	cmd := &cobra.Command{
 		Use:   "preview --pr N [--delete]",
 		Short: "Deploy a pull request to its own slot, pr-<number>, and check it serves that release",
@@ -68,20 +68,13 @@ push); a closed pull request's event deletes the slot.`,
 			}
 			rep := env.azureProgress(vals)
 			out, err := runPreview(cmd.Context(), env, vals, projectDir, rep, del || vals.Bool("preview-delete"))
-			if out != nil {
-				if asJSON {
-					if perr := env.PrintJSON(out); perr != nil && err == nil {
-						return perr
-					}
-				} else if err == nil {
-					printPreview(env, out, del)
-				}
+			if out != nil && env.Result(cmd, out) && err == nil {
+				printPreview(env, out, del)
 			}
 			return err
 		},
 	}
 	cmd.Flags().BoolVar(&del, "delete", false, "delete the pull request's slot instead of deploying")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON on stdout")
 	cmd.Flags().String("config", "", "settings file (default: djdeploy.yaml in the project folder)")
 	var ss []settings.Setting
 	for _, s := range append(settings.ForCommand("release"), settings.ForCommand("preview")...) {

@@ -17,7 +17,6 @@ import (
 func init() { register(50, newPurgeCmd) }
 
 func newPurgeCmd(env *Env) *cobra.Command {
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "purge --resource-group RG --cdn-profile P --cdn-endpoint E (--path P... | --paths-file F | --changed-file F)",
 		Short: "Purge changed paths from Azure Front Door or Azure CDN",
@@ -27,7 +26,7 @@ profile's SKU.
 
 Paths come from --path (repeatable), --paths-file (one per line; '-' reads
 stdin), or --changed-file: the output of 'djdeploy static sync --json' (its
-purge_paths) or a list of blob names, which are mapped to URL paths through
+result's purge_paths) or a list of blob names, which are mapped to URL paths through
 the endpoint's origin path (a classic endpoint's own originPath; for Front
 Door, --cdn-origin-path, since the origin path lives on the route) and the
 static-container.
@@ -128,8 +127,8 @@ By default purge waits until Azure reports the purge complete (bounded by
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return env.PrintJSON(res)
+			if !env.Result(cmd, res) {
+				return nil
 			}
 			verb := "purged"
 			if !res.Waited {
@@ -142,7 +141,6 @@ By default purge waits until Azure reports the purge complete (bounded by
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON on stdout")
 	bindSettings(cmd, "purge")
 	return cmd
 }
@@ -197,6 +195,19 @@ func readChanged(env *Env, name string) ([]string, string, error) {
 	trimmed := strings.TrimSpace(string(data))
 	switch {
 	case strings.HasPrefix(trimmed, "{"):
+		// static sync --json's envelope: its result is the sync's output.
+		var wrapped struct {
+			SchemaVersion int             `json:"schemaVersion"`
+			Command       string          `json:"command"`
+			Result        json.RawMessage `json:"result"`
+		}
+		if json.Unmarshal(data, &wrapped) == nil && wrapped.SchemaVersion > 0 {
+			if wrapped.Command != "static sync" || len(wrapped.Result) == 0 || string(wrapped.Result) == "null" {
+				return nil, "", problem.Usagef("give the output of a successful 'djdeploy static sync --json'",
+					"%s is the output of %q, not of a successful static sync", name, wrapped.Command)
+			}
+			data = wrapped.Result
+		}
 		var doc struct {
 			PurgePaths *[]string `json:"purge_paths"`
 			Changed    *[]string `json:"changed"`

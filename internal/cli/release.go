@@ -28,7 +28,7 @@ func init() {
 }
 
 func newReleaseCmd(env *Env) *cobra.Command {
-	var asJSON, plan bool
+	var plan bool
 	cmd := &cobra.Command{
 		Use:   "release",
 		Short: "Build, sync static files, deploy to a slot, swap, purge: the whole release",
@@ -86,37 +86,28 @@ until the swap: add columns and tables first, remove them a release later.
 				if err != nil {
 					return err
 				}
-				if asJSON {
-					return env.PrintJSON(p)
+				env.Outcome(OutcomePlanned)
+				if env.Result(cmd, p) {
+					printPlan(env, p)
 				}
-				printPlan(env, p)
 				return nil
 			}
-			if len(vals.List("targets")) > 0 && asJSON {
+			if len(vals.List("targets")) > 0 && wantsJSON(cmd) {
 				ro, err := runRollout(cmd.Context(), env, vals, projectDir, rep)
 				if ro != nil {
-					if perr := env.PrintJSON(ro); perr != nil && err == nil {
-						return perr
-					}
+					env.Result(cmd, ro)
 				}
 				return err
 			}
 			out, err := runRelease(cmd.Context(), env, vals, projectDir, rep)
-			if out != nil {
-				if asJSON {
-					if perr := env.PrintJSON(out); perr != nil && err == nil {
-						return perr
-					}
-				} else {
-					fmt.Fprint(env.Out, report.Markdown(out, report.MarkdownOptions{}))
-				}
+			if out != nil && env.Result(cmd, out) {
+				fmt.Fprint(env.Out, report.Markdown(out, report.MarkdownOptions{}))
 			}
 			return err
 		},
 	}
 	bindSettings(cmd, "release")
 	cmd.Flags().BoolVar(&plan, "plan", false, "print what the release would do and change nothing")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON on stdout")
 	return cmd
 }
 

@@ -5,7 +5,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -38,17 +37,12 @@ type IO struct {
 type Env struct {
 	IO
 	Getenv func(string) string
+
+	json jsonState // what the command hands to its --json envelope
 }
 
 // Progress returns the reporter for human progress on stderr.
 func (e *Env) Progress() progress.Reporter { return progress.NewLines(e.Err) }
-
-// PrintJSON writes v as indented JSON on stdout.
-func (e *Env) PrintJSON(v any) error {
-	enc := json.NewEncoder(e.Out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
 
 // commands are added by each command's file through register, so that
 // commands live in their own files and never edit this one.
@@ -91,6 +85,9 @@ Exit codes: 0 success, 1 failure, 2 bad input (flags, settings, paths).`,
 	root.SetErr(env.Err)
 	root.SetVersionTemplate("djdeploy {{.Version}}\n")
 	root.SetFlagErrorFunc(flagError)
+	// One flag for every command: the result, or the error, as one JSON
+	// document on stdout (envelope.go).
+	root.PersistentFlags().Bool("json", false, "print the result (or the error) as one JSON document on stdout; see docs/json-output.schema.json")
 
 	// Commands appear in release order, not alphabetically.
 	cobra.EnableCommandSorting = false
@@ -107,7 +104,11 @@ func Main(ctx context.Context, args []string, streams IO, getenv func(string) st
 	env := &Env{IO: streams, Getenv: getenv}
 	root := NewRoot(env)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err != nil {
+		err = classify(err)
+	}
+	env.finishJSON(cmd, args, err)
 	if err == nil {
 		return problem.ExitOK
 	}
@@ -116,7 +117,6 @@ func Main(ctx context.Context, args []string, streams IO, getenv func(string) st
 	if errors.As(err, &ee) {
 		return ee.code
 	}
-	err = classify(err)
 	renderError(env.Err, err)
 	return problem.ExitCode(err)
 }
@@ -221,13 +221,20 @@ func version() string {
 	return "dev"
 }
 
+// versionResult is version's result.
+type versionResult struct {
+	Version string `json:"version"`
+}
+
 func newVersionCmd(env *Env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print djdeploy's version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(env.Out, "djdeploy %s\n", version())
+			if env.Result(cmd, versionResult{Version: version()}) {
+				fmt.Fprintf(env.Out, "djdeploy %s\n", version())
+			}
 			return nil
 		},
 	}

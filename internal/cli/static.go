@@ -47,7 +47,7 @@ role).`,
 
 func newStaticSyncCmd(env *Env) *cobra.Command {
 	var source string
-	var dryRun, asJSON bool
+	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "sync --source DIR",
 		Short: "Upload new and changed static files, with the right headers",
@@ -137,8 +137,11 @@ changed paths without a content hash (what a CDN purge needs).`,
 					}
 				}
 			}
-			if asJSON {
-				return env.PrintJSON(out)
+			if dryRun {
+				env.Outcome(OutcomePlanned)
+			}
+			if !env.Result(cmd, out) {
+				return nil
 			}
 			printSync(env.Out, c, out)
 			return nil
@@ -146,9 +149,16 @@ changed paths without a content hash (what a CDN purge needs).`,
 	}
 	cmd.Flags().StringVar(&source, "source", "", "folder of collected static files (STATIC_ROOT, or build's --out DIR/static)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan; change nothing (no container, no lock, no upload)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	bindSettings(cmd, "static sync")
 	return cmd
+}
+
+// markResult is static mark-production's result.
+type markResult struct {
+	ReleaseID string `json:"release_id"`
+	URL       string `json:"url"`
+	Container string `json:"container"`
+	Prefix    string `json:"prefix"`
 }
 
 type staticSyncOutput struct {
@@ -186,7 +196,7 @@ func printSync(w io.Writer, c *staticsync.Client, out staticSyncOutput) {
 }
 
 func newStaticPruneCmd(env *Env) *cobra.Command {
-	var dryRun, asJSON bool
+	var dryRun bool
 	var protect []string
 	cmd := &cobra.Command{
 		Use:   "prune [--static-keep N] [--static-grace DURATION] [--protect ID,...]",
@@ -224,8 +234,11 @@ refused.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return env.PrintJSON(res)
+			if dryRun {
+				env.Outcome(OutcomePlanned)
+			}
+			if !env.Result(cmd, res) {
+				return nil
 			}
 			verb := "deleted"
 			if dryRun {
@@ -241,7 +254,6 @@ refused.`,
 	}
 	cmd.Flags().StringSliceVar(&protect, "protect", nil, "release ids whose files must stay (what production and the slots run now)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be deleted; delete nothing")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	bindSettings(cmd, "static prune")
 	return cmd
 }
@@ -266,6 +278,9 @@ container (its manifest must exist).`,
 			}
 			if err := c.MarkProduction(cmd.Context(), args[0]); err != nil {
 				return err
+			}
+			if !env.Result(cmd, markResult{ReleaseID: args[0], Container: c.Container(), Prefix: c.Prefix(), URL: c.URL()}) {
+				return nil
 			}
 			fmt.Fprintf(env.Out, "release %s recorded as production in %s/%s\n", args[0], c.URL(), c.Prefix())
 			return nil

@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,7 +65,7 @@ func TestStaticSyncCommand(t *testing.T) {
 			Advice string `json:"advice"`
 		} `json:"access"`
 	}
-	if err := json.Unmarshal([]byte(out), &res); err != nil {
+	if err := decodeResult(out, &res); err != nil {
 		t.Fatalf("--json output: %v\n%s", err, out)
 	}
 	if res.Uploaded != 2 || len(res.PurgePaths) != 1 || res.PurgePaths[0] != "/static/css/site.css" {
@@ -117,7 +116,7 @@ func TestStaticSyncCommand(t *testing.T) {
 	var r2 struct {
 		ReleaseID string `json:"release_id"`
 	}
-	_ = json.Unmarshal([]byte(out), &r2)
+	_ = decodeResult(out, &r2)
 	if code != 0 || r2.ReleaseID == "" {
 		t.Fatalf("sync: %d %s", code, errs)
 	}

@@ -12,7 +12,6 @@ import (
 func init() { register(40, newSwapCmd) }
 
 func newSwapCmd(env *Env) *cobra.Command {
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "swap --resource-group RG --app APP --slot SLOT",
 		Short: "Warm up a slot, swap it into production, verify, swap back on failure",
@@ -90,17 +89,19 @@ holds the release lock, waiting up to --lock-timeout for a running release.`,
 			}
 			defer env.releaseLockWhenDone(cmd.Context(), lock)
 			rep, err := c.RunSwap(cmd.Context(), plan)
-			if asJSON && rep != nil {
-				// The summary is printed on failure too: it says whether the
-				// swap happened and whether it was undone.
-				if perr := env.PrintJSON(rep); perr != nil && err == nil {
-					return perr
+			// The result goes out on failure too: it says whether the swap
+			// happened and whether it was undone.
+			human := true
+			if rep != nil {
+				human = env.Result(cmd, rep)
+				if rep.RolledBack {
+					env.Outcome(OutcomeRolledBack)
 				}
 			}
 			if err != nil {
 				return err
 			}
-			if !asJSON {
+			if human {
 				switch rep.Action {
 				case "preview":
 					fmt.Fprintf(env.Out, "swap with preview started: %s runs with %s's settings and answers %s\n", rep.Slot, rep.Target, rep.WarmUp.URL)
@@ -113,7 +114,6 @@ holds the release lock, waiting up to --lock-timeout for a running release.`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON on stdout")
 	bindSettings(cmd, "swap")
 	return cmd
 }

@@ -12,6 +12,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -285,4 +286,16 @@ func Resolve(base, ref string) string {
 		dir = dir[:strings.LastIndexByte(strings.TrimSuffix(dir, "/"), '/')+1]
 	}
 	return dir + strings.TrimPrefix(ref, "./")
+}
+
+// DecodeResult reads the result of a --json envelope on stdout into v. ok
+// is false when there is no result (the command failed before it had
+// one); err when stdout is not an envelope.
+func DecodeResult(stdout string, v any) (ok bool, err error) {
+	env, err := cli.DecodeEnvelope([]byte(stdout), v)
+	if err != nil {
+		return false, err
+	}
+	raw, _ := env.Result.(json.RawMessage)
+	return len(raw) > 0 && string(raw) != "null", nil
 }

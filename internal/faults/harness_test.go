@@ -223,7 +223,7 @@ func decode(code int, stdout, stderr string) result {
 	r := result{code: code, stdout: stdout, stderr: stderr}
 	if strings.TrimSpace(stdout) != "" {
 		rep := &report.Release{}
-		if json.Unmarshal([]byte(stdout), rep) == nil {
+		if ok, err := e2e.DecodeResult(stdout, rep); err == nil && ok {
 			r.rep = rep
 		}
 	}

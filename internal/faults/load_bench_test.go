@@ -25,7 +25,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -221,7 +220,7 @@ func TestBenchStaticSyncLoad(t *testing.T) {
 		Uploaded int `json:"uploaded"`
 		Skipped  int `json:"skipped"`
 	}
-	_ = json.Unmarshal(out.Bytes(), &res)
+	_, _ = e2e.DecodeResult(out.String(), &res)
 
 	var total int64
 	for _, v := range outcomes {

@@ -141,7 +141,7 @@ func trafficRules(t *testing.T, emu *emulator.Emulator) string {
 func releaseJSON(t *testing.T, r e2e.Result) *report.Release {
 	t.Helper()
 	var out report.Release
-	if err := json.Unmarshal([]byte(r.Stdout), &out); err != nil {
+	if ok, err := e2e.DecodeResult(r.Stdout, &out); err != nil || !ok {
 		t.Fatalf("release --json printed no report: %v\n%s", err, r)
 	}
 	return &out

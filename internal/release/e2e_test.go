@@ -104,9 +104,11 @@ func (h *harness) release(t *testing.T, extra map[string]string, dir string, mor
 	t.Helper()
 	r := h.djdeploy(t, extra, releaseArgs(dir, more...)...)
 	if strings.TrimSpace(r.Stdout) != "" {
-		r.rep = &report.Release{}
-		if err := json.Unmarshal([]byte(r.Stdout), r.rep); err != nil {
-			t.Fatalf("stdout is not the JSON report: %v\n%s", err, r)
+		rep := &report.Release{}
+		if ok, err := e2e.DecodeResult(r.Stdout, rep); err != nil {
+			t.Fatalf("stdout is not the JSON envelope: %v\n%s", err, r)
+		} else if ok {
+			r.rep = rep
 		}
 	}
 	return r
@@ -796,9 +798,11 @@ func cdnPurges(h *harness) [][]string {
 func decode(t *testing.T, r *run) {
 	t.Helper()
 	if r.rep == nil && strings.TrimSpace(r.Stdout) != "" {
-		r.rep = &report.Release{}
-		if err := json.Unmarshal([]byte(r.Stdout), r.rep); err != nil {
-			t.Fatalf("stdout is not the JSON report: %v\n%s", err, r)
+		rep := &report.Release{}
+		if ok, err := e2e.DecodeResult(r.Stdout, rep); err != nil {
+			t.Fatalf("stdout is not the JSON envelope: %v\n%s", err, r)
+		} else if ok {
+			r.rep = rep
 		}
 	}
 }
@@ -938,7 +942,7 @@ func TestReleaseLockPlanAndBadInput(t *testing.T) {
 			} `json:"settings"`
 			PurgePaths []string `json:"purge_paths"`
 		}
-		if err := json.Unmarshal([]byte(r.Stdout), &p); err != nil {
+		if _, err := e2e.DecodeResult(r.Stdout, &p); err != nil {
 			t.Fatalf("plan is not JSON: %v\n%s", err, r)
 		}
 		if after := emuState(t, h); after != stateBefore {

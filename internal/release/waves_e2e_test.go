@@ -104,7 +104,7 @@ func TestWavesAcrossRegions(t *testing.T) {
 	rollout := func(r e2e.Result) *release.Rollout {
 		t.Helper()
 		var ro release.Rollout
-		if err := json.Unmarshal([]byte(r.Stdout), &ro); err != nil {
+		if ok, err := e2e.DecodeResult(r.Stdout, &ro); err != nil || !ok {
 			t.Fatalf("release --json printed no rollout: %v\n%s", err, r)
 		}
 		return &ro
