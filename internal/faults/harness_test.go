@@ -326,8 +326,10 @@ func (w *world) retainedFilesPresent(ctx context.Context) []string {
 		if id == "" {
 			continue
 		}
-		mname := w.prefix + staticsync.MetaDir + "releases/" + id + ".json"
-		resp, err := w.blob.DownloadStream(ctx, w.cont, mname, nil)
+		// Manifests live in the private state container, under the static
+		// container's name and prefix.
+		mname := w.cont + "/" + w.prefix + staticsync.MetaDir + "releases/" + id + ".json"
+		resp, err := w.blob.DownloadStream(ctx, staticsync.StateContainer, mname, nil)
 		if err != nil {
 			// A release whose sync never finished has no manifest; the
 			// slot may run one only if the deploy went ahead anyway.
