@@ -1,7 +1,12 @@
 package cli
 
 import (
+	"archive/zip"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -69,6 +74,13 @@ holder, then fails naming it.`,
 			if err := vals.Require("resource-group", "app", "package"); err != nil {
 				return err
 			}
+			// The package is checked before any request: a wrong path is
+			// exit 2 at once, not a minute of Resource Manager retries.
+			pkg := vals.String("package")
+			rel, err := checkPackage(pkg, vals.Bool("fix-settings"))
+			if err != nil {
+				return err
+			}
 			acc, err := env.Azure(vals)
 			if err != nil {
 				return err
@@ -79,11 +91,6 @@ holder, then fails naming it.`,
 				return err
 			}
 			c, err := appservice.New(acc.Subscription, acc.Credential, acc.Options, hc, log)
-			if err != nil {
-				return err
-			}
-			pkg := vals.String("package")
-			rel, err := appservice.ReadRelease(pkg)
 			if err != nil {
 				return err
 			}
@@ -138,4 +145,34 @@ holder, then fails naming it.`,
 	}
 	bindSettings(cmd, "deploy")
 	return cmd
+}
+
+// checkPackage checks the zip to deploy, and reads release.json beside it:
+// it must exist, be a file and a zip archive, and with fix (--fix-settings,
+// which sets what release.json asks for) release.json must be there.
+func checkPackage(pkg string, fix bool) (*appservice.Release, error) {
+	fixPath := "give the app.zip that 'djdeploy build --out DIR' wrote (DIR/app.zip, release.json beside it)"
+	st, err := os.Stat(pkg)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, problem.Usagef(fixPath, "package %s does not exist", pkg)
+	case err != nil:
+		return nil, problem.Usagef(fixPath, "cannot read package %s: %v", pkg, err)
+	case st.IsDir():
+		return nil, problem.Usagef(fixPath, "package %s is a folder, not a zip file", pkg)
+	}
+	zr, err := zip.OpenReader(pkg)
+	if err != nil {
+		return nil, problem.Usagef(fixPath, "package %s is not a zip archive: %v", pkg, err)
+	}
+	zr.Close()
+	rel, err := appservice.ReadRelease(pkg)
+	if err != nil {
+		return nil, err
+	}
+	if rel == nil && fix {
+		return nil, problem.Usagef("deploy the app.zip of a 'djdeploy build --out DIR' folder, or drop --fix-settings and set the slot's settings yourself",
+			"--fix-settings sets what the release needs, from release.json beside the package, and there is none: %s", filepath.Join(filepath.Dir(pkg), "release.json"))
+	}
+	return rel, nil
 }

@@ -19,9 +19,11 @@ import (
 	"mime"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/djdeploy/djdeploy/internal/azurite"
@@ -298,4 +300,33 @@ func DecodeResult(stdout string, v any) (ok bool, err error) {
 	}
 	raw, _ := env.Result.(json.RawMessage)
 	return len(raw) > 0 && string(raw) != "null", nil
+}
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// Binary builds cmd/djdeploy once per test process and returns its path,
+// for tests that run the real binary (exit codes, terminals, signals).
+func Binary(t testing.TB) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "djdeploy-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "djdeploy")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/djdeploy")
+		cmd.Dir = Root(t)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
 }
