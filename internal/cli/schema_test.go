@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,7 +70,11 @@ func validateOutput(t testing.TB, s *jsonschema.Schema, stdout string) error {
 	if err != nil {
 		return err
 	}
-	return s.Validate(doc)
+	if err := s.Validate(doc); err != nil {
+		// %#v lists every failing keyword with its place in the document.
+		return fmt.Errorf("%#v", err)
+	}
+	return nil
 }
 
 // TestSchemaRejects proves the schema is strict where it matters: a null
