@@ -167,6 +167,9 @@ func (c *Client) Deploy(ctx context.Context, o DeployOptions) (*DeployResult, er
 	res.DeploymentID = id
 	c.log.Infof("upload accepted; deployment %s is running", orUnknown(id))
 
+	// Oryx's build and the app's start can take minutes: a heartbeat (a
+	// spinner on a terminal) says the wait goes on.
+	stopBeat := progress.Long(c.log, "deployment "+orUnknown(id)+" on "+o.Target.String())
 	var perr error
 	if id != "" {
 		perr = c.pollARM(tctx, o.Target, id, res)
@@ -177,6 +180,7 @@ func (c *Client) Deploy(ctx context.Context, o DeployOptions) (*DeployResult, er
 	} else {
 		perr = c.pollKudu(tctx, pl, scm, loc, id, res)
 	}
+	stopBeat()
 	if perr != nil {
 		var de *DeployError
 		if errors.As(perr, &de) {

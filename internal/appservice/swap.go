@@ -16,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/appservice/armappservice/v4"
 	"github.com/djdeploy/djdeploy/internal/problem"
+	"github.com/djdeploy/djdeploy/internal/progress"
 )
 
 // StatusSet is a set of accepted HTTP statuses.
@@ -353,7 +354,7 @@ func (c *Client) swap(ctx context.Context, s SwapSpec, doing string) error {
 		}
 		return armError(err, doing+" "+s.Target.String()+" with "+s.with())
 	}
-	stop := c.heartbeat(doing+" "+s.Target.String(), start)
+	stop := progress.Long(c.log, doing+" "+s.Target.String())
 	_, err = poller.PollUntilDone(tctx, &runtime.PollUntilDoneOptions{Frequency: c.lroFrequency()})
 	stop()
 	if err != nil {
@@ -378,24 +379,6 @@ func (c *Client) lroFrequency() time.Duration {
 		return c.PollInterval
 	}
 	return c.PollInterval * 5 / 2
-}
-
-// heartbeat reports a long wait every half minute until stopped.
-func (c *Client) heartbeat(what string, start time.Time) func() {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(30 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				c.log.Infof("%s: still running after %s", what, time.Since(start).Round(time.Second))
-			}
-		}
-	}()
-	return func() { close(done) }
 }
 
 // PreviewSwap is phase one of a swap with preview: the target's

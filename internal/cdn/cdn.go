@@ -211,7 +211,10 @@ func (p *Purger) Purge(ctx context.Context, r Request) (*Result, error) {
 			p.log.Count("purge requests "+verb, done, int64(len(batches)))
 		}
 	}()
+	// A purge that waits may take minutes (Front Door's often do).
+	stopBeat := progress.Long(p.log, "purging "+r.Endpoint)
 	err = g.Wait()
+	stopBeat()
 	close(doneCh)
 	<-counted
 	res.Seconds = time.Since(start).Seconds()

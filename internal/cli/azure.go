@@ -90,7 +90,7 @@ func (e *Env) secretValues(vals *settings.Values) []string {
 // azureProgress is the stderr reporter for Azure commands, with every
 // secret value masked as a last line of defence.
 func (e *Env) azureProgress(vals *settings.Values) progress.Reporter {
-	return progress.NewLines(&redactWriter{w: e.Err, secrets: e.secretValues(vals)})
+	return e.progressTo(&redactWriter{w: e.Err, secrets: e.secretValues(vals)})
 }
 
 // redactWriter replaces secret values in each write with ***. Reporters

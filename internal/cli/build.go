@@ -6,6 +6,7 @@ import (
 
 	"github.com/djdeploy/djdeploy/internal/artifact"
 	"github.com/djdeploy/djdeploy/internal/problem"
+	"github.com/djdeploy/djdeploy/internal/progress"
 	"github.com/spf13/cobra"
 )
 
@@ -88,7 +89,9 @@ Linux and Python version are vendored into .python_packages/lib/site-packages.`,
 				return err
 			}
 			rep := env.Progress()
+			stop := progress.Long(rep, "building "+projectDir)
 			res, err := artifact.Build(cmd.Context(), opt, rep)
+			stop()
 			if err != nil {
 				return err
 			}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/djdeploy/djdeploy/internal/appservice"
 	"github.com/djdeploy/djdeploy/internal/problem"
+	"github.com/djdeploy/djdeploy/internal/progress"
 	"github.com/djdeploy/djdeploy/internal/settings"
 	"github.com/spf13/cobra"
 )
@@ -118,7 +119,9 @@ holder, then fails naming it.`,
 			if err := lock.Check(cmd.Context()); err != nil {
 				return problem.Failf("re-run the deploy once the other release has finished", "lost the release lock before deploying: %v", err)
 			}
+			stop := progress.Long(log, "deploying "+filepath.Base(pkg)+" to "+t.String())
 			res, err := c.Deploy(cmd.Context(), appservice.DeployOptions{Target: t, Package: pkg, Timeout: vals.Duration("deploy-timeout")})
+			stop()
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/djdeploy/djdeploy/internal/cdn"
 	"github.com/djdeploy/djdeploy/internal/problem"
+	"github.com/djdeploy/djdeploy/internal/progress"
 	"github.com/djdeploy/djdeploy/internal/settings"
 	"github.com/spf13/cobra"
 )
@@ -116,6 +117,8 @@ By default purge waits until Azure reports the purge complete (bounded by
 				}
 				paths = append(paths, mapped...)
 			}
+			stop := progress.Long(log, "purge of "+endpoint)
+			defer stop()
 			res, err := p.Purge(cmd.Context(), cdn.Request{
 				ResourceGroup: rg, Profile: profile, Endpoint: endpoint, Kind: kind,
 				Domains:     vals.List("domain"),

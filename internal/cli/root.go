@@ -21,6 +21,7 @@ import (
 	"github.com/djdeploy/djdeploy/internal/settings"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/term"
 )
 
 // Version is set at build time with -ldflags "-X .../cli.Version=v1.2.3".
@@ -41,8 +42,19 @@ type Env struct {
 	json jsonState // what the command hands to its --json envelope
 }
 
-// Progress returns the reporter for human progress on stderr.
-func (e *Env) Progress() progress.Reporter { return progress.NewLines(e.Err) }
+// Progress returns the reporter for human progress on stderr: bars and
+// spinners when stderr is a terminal, plain lines (with a heartbeat during
+// long steps) in a log.
+func (e *Env) Progress() progress.Reporter { return e.progressTo(e.Err) }
+
+// progressTo is Progress writing through w (a redacting writer), deciding
+// by stderr whether to draw.
+func (e *Env) progressTo(w io.Writer) progress.Reporter {
+	if f, ok := e.Err.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return progress.NewTerminal(w)
+	}
+	return progress.NewLines(w)
+}
 
 // commands are added by each command's file through register, so that
 // commands live in their own files and never edit this one.

@@ -7,8 +7,6 @@ import (
 	"os"
 	"os/user"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/djdeploy/djdeploy/internal/azure"
@@ -16,9 +14,7 @@ import (
 	"github.com/djdeploy/djdeploy/internal/progress"
 	"github.com/djdeploy/djdeploy/internal/settings"
 	"github.com/djdeploy/djdeploy/internal/staticsync"
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 )
 
 func init() { register(20, newStaticCmd) }
@@ -103,6 +99,7 @@ changed paths without a content hash (what a CDN purge needs).`,
 			if err != nil {
 				return err
 			}
+			stop := progress.Long(rep, "uploading "+source)
 			res, err := c.Sync(cmd.Context(), src, staticsync.SyncOptions{
 				Headers:     hdr,
 				Concurrency: vals.Int("static-concurrency"),
@@ -110,6 +107,7 @@ changed paths without a content hash (what a CDN purge needs).`,
 				Holder:      staticLockHolder(env.getenv),
 				LockWait:    vals.Duration("lock-timeout"),
 			}, rep)
+			stop()
 			if err != nil {
 				return err
 			}
@@ -372,29 +370,5 @@ func staticLockHolder(getenv func(string) string) string {
 	return name + "@" + host
 }
 
-// staticProgress is the line reporter, with a progress bar for counts when
-// stderr is a terminal (CI logs get plain, throttled lines).
-func (e *Env) staticProgress() progress.Reporter {
-	lines := progress.NewLines(e.Err)
-	if f, ok := e.Err.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		return &staticBar{Lines: lines, w: e.Err}
-	}
-	return lines
-}
-
-type staticBar struct {
-	*progress.Lines
-	w   io.Writer
-	mu  sync.Mutex
-	bar *progressbar.ProgressBar
-}
-
-func (b *staticBar) Count(what string, done, total int64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.bar == nil {
-		b.bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(b.w), progressbar.OptionSetDescription(what),
-			progressbar.OptionShowCount(), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
-	}
-	_ = b.bar.Set64(done)
-}
+// staticProgress is the reporter of the static commands.
+func (e *Env) staticProgress() progress.Reporter { return e.Progress() }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/djdeploy/djdeploy/internal/appservice"
 	"github.com/djdeploy/djdeploy/internal/problem"
+	"github.com/djdeploy/djdeploy/internal/progress"
 	"github.com/spf13/cobra"
 )
 
@@ -65,7 +66,8 @@ holds the release lock, waiting up to --lock-timeout for a running release.`,
 			if err != nil {
 				return err
 			}
-			c, err := appservice.New(acc.Subscription, acc.Credential, acc.Options, hc, env.azureProgress(vals))
+			log := env.azureProgress(vals)
+			c, err := appservice.New(acc.Subscription, acc.Credential, acc.Options, hc, log)
 			if err != nil {
 				return err
 			}
@@ -88,7 +90,9 @@ holds the release lock, waiting up to --lock-timeout for a running release.`,
 				return err
 			}
 			defer env.releaseLockWhenDone(cmd.Context(), lock)
+			stop := progress.Long(log, plan.Action+" "+plan.Swap.Target.String())
 			rep, err := c.RunSwap(cmd.Context(), plan)
+			stop()
 			// The result goes out on failure too: it says whether the swap
 			// happened and whether it was undone.
 			human := true

@@ -113,14 +113,16 @@ type Grouper interface {
 }
 
 // Step marks the start of a step on r: a log group where r supports one, a
-// heading line otherwise. Call the returned func when the step ends.
+// heading line otherwise; while it runs it is a Long step (a bar on a
+// terminal, a heartbeat in a log). Call the returned func when it ends.
 func Step(r Reporter, title string) (end func()) {
 	if g, ok := r.(Grouper); ok {
 		g.StartGroup(title)
-		return g.EndGroup
+		stop := Long(r, title)
+		return func() { stop(); g.EndGroup() }
 	}
 	r.Infof("== %s", title)
-	return func() {}
+	return Long(r, title)
 }
 
 // HumanBytes writes a byte count for people: 512 B, 1.5 KiB, 20.3 MiB. Every
