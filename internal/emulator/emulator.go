@@ -97,6 +97,10 @@ type Config struct {
 	// credentials; none means any current assertion for the token exchange
 	// audience is taken (federated.go).
 	FederatedCredentials []FederatedCredential
+	// BuildCache keeps the virtualenvs App Service's build (Oryx, when
+	// SCM_DO_BUILD_DURING_DEPLOYMENT is true) made, by what made them;
+	// "" means <user cache dir>/djdeploy/emulator-antenv (oryx.go).
+	BuildCache string
 	// Workers is gunicorn's --workers for the default startup command (0 = 1).
 	Workers int
 	// StartTimeout bounds how long an app may take to answer HTTP after a

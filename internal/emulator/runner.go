@@ -160,7 +160,16 @@ func (e *Emulator) runDeployment(sl *slot, d *deployment, zipPath string) {
 	e.mu.Unlock()
 
 	if isTrue(settings["SCM_DO_BUILD_DURING_DEPLOYMENT"]) || fault == AtBuild {
-		if msg, lines := e.buildCheck(dir, fault == AtBuild); msg != "" {
+		msg, lines := "Oryx build failed (fault injected by the emulator)",
+			[]string{"ERROR: emulator fault: the build was made to fail (FailNextDeployment AtBuild)"}
+		if fault != AtBuild {
+			msg, lines = e.oryxBuild(context.Background(), e.python, dir, settings, func(typ int, format string, args ...any) {
+				e.mu.Lock()
+				defer e.mu.Unlock()
+				d.logf(typ, format, args...)
+			})
+		}
+		if msg != "" {
 			e.mu.Lock()
 			for _, l := range lines {
 				d.logf(2, "%s", l)
@@ -171,7 +180,7 @@ func (e *Emulator) runDeployment(sl *slot, d *deployment, zipPath string) {
 			return
 		}
 		e.mu.Lock()
-		d.logf(0, "Build check passed: every requirement is installed for the runtime's Python.")
+		d.logf(0, "Build successful: the app starts from %s.", antenv)
 		e.mu.Unlock()
 	} else {
 		e.mu.Lock()
@@ -358,69 +367,6 @@ func unzip(zipPath, dir string, maxBytes int64, maxEntries int) (int, error) {
 	return n, nil
 }
 
-// buildCheck stands in for Oryx: every requirement in requirements.txt must
-// be installed for the emulator's Python (checked with importlib.metadata;
-// nothing is fetched from PyPI). It returns the failure and its log lines.
-func (e *Emulator) buildCheck(dir string, inject bool) (string, []string) {
-	if inject {
-		return "Oryx build failed (fault injected by the emulator)",
-			[]string{"ERROR: emulator fault: the build was made to fail (FailNextDeployment AtBuild)"}
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "requirements.txt"))
-	if err != nil {
-		return "Could not find requirements.txt: Oryx cannot build a Python app without it",
-			[]string{"Could not detect any platform in the source directory (no requirements.txt)."}
-	}
-	names := parseRequirements(string(b))
-	if len(names) == 0 {
-		return "", nil
-	}
-	script := `import sys, importlib.metadata as m
-for n in sys.argv[1:]:
-    try:
-        m.version(n)
-    except m.PackageNotFoundError:
-        print(n)
-`
-	out, err := exec.Command(e.python, append([]string{"-c", script}, names...)...).Output()
-	if err != nil {
-		return "Oryx build failed: checking requirements: " + err.Error(), []string{err.Error()}
-	}
-	missing := strings.Fields(string(out))
-	if len(missing) == 0 {
-		return "", nil
-	}
-	var lines []string
-	for _, m := range missing {
-		lines = append(lines,
-			fmt.Sprintf("ERROR: Could not find a version that satisfies the requirement %s (from versions: none)", m),
-			fmt.Sprintf("ERROR: No matching distribution found for %s", m))
-	}
-	return fmt.Sprintf("Oryx build failed: pip could not install %s", strings.Join(missing, ", ")), lines
-}
-
-// parseRequirements returns the distribution names in a requirements file.
-func parseRequirements(s string) []string {
-	var names []string
-	for _, line := range strings.Split(s, "\n") {
-		line = strings.TrimSpace(line)
-		if i := strings.Index(line, " #"); i >= 0 {
-			line = line[:i]
-		}
-		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "-") {
-			continue
-		}
-		end := strings.IndexAny(line, "<>=!~;[ @")
-		if end >= 0 {
-			line = line[:end]
-		}
-		if line = strings.TrimSpace(line); line != "" {
-			names = append(names, line)
-		}
-	}
-	return names
-}
-
 // findASGI finds the Django project package: the folder holding asgi.py
 // next to settings.py (or a settings package), nearest the root first.
 func findASGI(dir string) (string, error) {
@@ -489,12 +435,22 @@ func (e *Emulator) startInstance(sl *slot, dir, release string, failRuntime bool
 		if err != nil {
 			return nil, err
 		}
-		args = []string{e.python, "-m", "gunicorn", "--workers", strconv.Itoa(e.cfg.Workers),
+		py := e.python
+		if venvPy := filepath.Join(dir, antenv, "bin", "python"); fileExists(venvPy) {
+			py = venvPy // built by oryxBuild: the app imports what pip installed
+		}
+		args = []string{py, "-m", "gunicorn", "--workers", strconv.Itoa(e.cfg.Workers),
 			"--bind", "127.0.0.1:" + strconv.Itoa(port), "-k", "uvicorn.workers.UvicornWorker",
 			"--timeout", "600", "--access-logfile", "-", "--error-logfile", "-", mod}
 	}
+	path := filepath.Join(e.stateDir, "bin") + ":" + os.Getenv("PATH")
+	if fileExists(filepath.Join(dir, antenv, "bin", "python")) {
+		// App Service activates the build's virtualenv: a startup command's
+		// gunicorn or python is antenv's.
+		path = filepath.Join(dir, antenv, "bin") + ":" + path
+	}
 	env := []string{
-		"PATH=" + filepath.Join(e.stateDir, "bin") + ":" + os.Getenv("PATH"),
+		"PATH=" + path,
 		"HOME=" + dir,
 		"LANG=C.UTF-8",
 		"PYTHONUNBUFFERED=1",
