@@ -91,6 +91,17 @@ func (e *Env) EmitNow(cmd *cobra.Command) error {
 	return e.printEnvelope(commandName(cmd), nil)
 }
 
+// addJSONFlag gives every command that runs (not the groups, djdeploy
+// static and djdeploy ci, which only print their help) the same --json.
+func addJSONFlag(c *cobra.Command) {
+	if c.Runnable() && c.Flags().Lookup("json") == nil {
+		c.Flags().Bool("json", false, "print the result (or the error) as one JSON document on stdout; see docs/json-output.schema.json")
+	}
+	for _, sub := range c.Commands() {
+		addJSONFlag(sub)
+	}
+}
+
 // wantsJSON reports whether --json was given to cmd.
 func wantsJSON(cmd *cobra.Command) bool {
 	if cmd == nil {

@@ -38,6 +38,9 @@ func TestFlagMistakes(t *testing.T) {
 		{[]string{"static", "sync", "--static-keep", "2"}, "unknown flag: --static-keep"},
 		{[]string{"static", "mark-production", "--lock-timeout", "1m", "abc"}, "unknown flag: --lock-timeout"},
 		{[]string{"version", "--config", "x.yaml"}, "unknown flag: --config"},
+		{[]string{"preview", "--pr", "1", "--origin-rotation"}, "unknown flag: --origin-rotation"},
+		{[]string{"static", "--json"}, "unknown flag: --json"},
+		{[]string{"ci", "--json"}, "unknown flag: --json"},
 		// durations need a unit
 		{[]string{"deploy", "-g", "rg", "--app", "a", "--package", "p.zip", "--deploy-timeout", "30"}, `"30" has no unit`},
 	} {

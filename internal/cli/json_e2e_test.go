@@ -106,13 +106,25 @@ func TestJSONEveryCommand(t *testing.T) {
 	})
 	t.Run("release", func(t *testing.T) {
 		e2e.Edit(t, proj, "pages/templates/pages/home.html", "Hello from Django on App Service", "Hello from the JSON test")
-		env := run(t, base, 0, cli.OutcomeSucceeded, "release", "--project", proj, "--fix-settings", "--static-grace", "0s")
+		env := run(t, base, 0, cli.OutcomeSucceeded, "release", "--project", proj, "--fix-settings", "--static-grace", "0s",
+			"--static-cors-origins", "https://www.example.com")
 		var res struct {
 			Steps []json.RawMessage `json:"steps"`
 		}
 		decode(t, env, &res)
 		if len(res.Steps) == 0 {
 			t.Error("a release without steps")
+		}
+		// the release set the CORS rule (the flag used to do nothing
+		// there): static sync finds nothing left to change
+		env = run(t, base, 0, cli.OutcomeSucceeded, "static", "sync", "--source", filepath.Join(out, "static"),
+			"--static-cors-origins", "https://www.example.com")
+		var sync struct {
+			CORSUpdated bool `json:"cors_updated"`
+		}
+		decode(t, env, &sync)
+		if sync.CORSUpdated {
+			t.Error("release --static-cors-origins did not set the storage account's CORS rule")
 		}
 	})
 	t.Run("preview", func(t *testing.T) {

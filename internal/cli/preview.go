@@ -27,6 +27,8 @@ var notForPreview = map[string]bool{
 	"strategy": true, "canary-steps": true, "canary-interval": true, "max-failure-rate": true,
 	"max-p95": true, "min-requests": true, "watch": true, "app-insights": true,
 	"app-insights-endpoint": true, "targets": true, "on-wave-failure": true,
+	// Front Door's origin is taken out of rotation for a swap only
+	"origin-rotation": true,
 }
 
 func newPreviewCmd(env *Env) *cobra.Command {
@@ -114,6 +116,9 @@ func runPreview(ctx context.Context, env *Env, vals *settings.Values, projectDir
 		return nil, err
 	}
 	defer s.cleanup()
+	if err := applyCORS(ctx, s, vals, rep); err != nil {
+		return nil, err
+	}
 	end := progress.Step(rep, "slot")
 	ens, err := s.deps.App.EnsureSlot(ctx, t)
 	end()

@@ -282,6 +282,25 @@ func setupReleaseTo(ctx context.Context, env *Env, vals *settings.Values, projec
 	return s, nil
 }
 
+// applyCORS sets static-cors-origins on the storage account, as static sync
+// does, before anything is uploaded: pages of this release may load fonts
+// and module scripts cross-origin. The rule only adds origins, so the live
+// release is unaffected whatever happens next.
+func applyCORS(ctx context.Context, s *releaseSetup, vals *settings.Values, rep progress.Reporter) error {
+	origins := vals.List("static-cors-origins")
+	if len(origins) == 0 {
+		return nil
+	}
+	changed, err := s.deps.Static.SetCORS(ctx, origins)
+	if err != nil {
+		return err
+	}
+	if changed {
+		rep.Infof("storage account CORS now allows %s", strings.Join(origins, ", "))
+	}
+	return nil
+}
+
 // cdnStaticURL maps the container's prefix through the endpoint's origin
 // path, the same mapping purge uses, so pages link what purge evicts.
 func cdnStaticURL(ep *cdn.Endpoint, static *staticsync.Client, origin string) string {
@@ -306,6 +325,9 @@ func runRelease(ctx context.Context, env *Env, vals *settings.Values, projectDir
 		return nil, err
 	}
 	defer s.cleanup()
+	if err := applyCORS(ctx, s, vals, rep); err != nil {
+		return nil, err
+	}
 	out, err := release.Run(ctx, s.deps, s.opt, rep)
 	if out != nil {
 		out.StaticURL = s.opt.StaticURL

@@ -97,9 +97,6 @@ Exit codes: 0 success, 1 failure, 2 bad input (flags, settings, paths).`,
 	root.SetErr(env.Err)
 	root.SetVersionTemplate("djdeploy {{.Version}}\n")
 	root.SetFlagErrorFunc(flagError)
-	// One flag for every command: the result, or the error, as one JSON
-	// document on stdout (envelope.go).
-	root.PersistentFlags().Bool("json", false, "print the result (or the error) as one JSON document on stdout; see docs/json-output.schema.json")
 
 	// Commands appear in release order, not alphabetically.
 	cobra.EnableCommandSorting = false
@@ -108,6 +105,7 @@ Exit codes: 0 success, 1 failure, 2 bad input (flags, settings, paths).`,
 		root.AddCommand(f.make(env))
 	}
 	root.AddCommand(newVersionCmd(env), newSettingsHelpCmd(env))
+	addJSONFlag(root)
 	return root
 }
 

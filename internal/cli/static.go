@@ -35,7 +35,6 @@ Sign-in, in order: AZURE_STORAGE_CONNECTION_STRING (account key or SAS), a
 --storage-account (the identity needs the 'Storage Blob Data Contributor'
 role).`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newStaticSyncCmd(env), newStaticPruneCmd(env), newStaticMarkCmd(env))
 	return cmd
