@@ -11,6 +11,7 @@ import (
 
 	"github.com/djdeploy/djdeploy/internal/report"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/spf13/cobra"
 )
 
 // schemaPath is the documented schema of --json, generated from the result
@@ -128,4 +129,37 @@ func TestSchemaRejects(t *testing.T) {
 func decodeResult(stdout string, v any) error {
 	_, err := DecodeEnvelope([]byte(stdout), v)
 	return err
+}
+
+// TestEveryCommandDeclaresItsResult: a command that runs takes --json, and
+// its result type is declared (describeResult), so the schema knows it. A
+// new command without one fails here, not in a user's script.
+func TestEveryCommandDeclaresItsResult(t *testing.T) {
+	root := NewRoot(&Env{IO: IO{Out: &bytes.Buffer{}, Err: &bytes.Buffer{}}, Getenv: func(string) string { return "" }})
+	var walk func(c *cobra.Command)
+	n := 0
+	walk = func(c *cobra.Command) {
+		if c.Runnable() && c.Name() != "help" && c.Name() != "completion" {
+			n++
+			name := commandName(c)
+			if c.Flags().Lookup("json") == nil {
+				t.Errorf("%s has no --json", name)
+			}
+			if len(resultTypes[name]) == 0 {
+				t.Errorf("%s declares no result type: call describeResult(%q, itsResult{}) in its init", name, name)
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	if n < 12 {
+		t.Fatalf("walked only %d commands", n)
+	}
+	for name := range resultTypes {
+		if c, _, err := root.Find(strings.Fields(name)); err != nil || commandName(c) != name {
+			t.Errorf("result declared for %q, which is not a command", name)
+		}
+	}
 }
