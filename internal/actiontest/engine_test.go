@@ -3,6 +3,7 @@ package actiontest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"os/exec"
@@ -189,7 +190,14 @@ func baseImages(t *testing.T, e *engine, root string) {
 		e.sh(t, work, fmt.Sprintf(`mmdebstrap --quiet --variant=minbase --mode=root --include=%s bookworm - %s | docker import -c 'CMD ["bash"]' - debian:bookworm`, debianPackages, mirror))
 	}
 
-	if !e.has(goImage) {
+	// The Go stage carries a module proxy of go.sum's modules: it is made
+	// again when go.sum changes (a new dependency is not in the old one).
+	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	goSum := fmt.Sprintf("%x", sha256.Sum256(sum))[:16]
+	if label, err := e.docker(context.Background(), nil, "image", "inspect", "-f", `{{index .Config.Labels "djdeploy.gosum"}}`, goImage); err != nil || strings.TrimSpace(label) != goSum {
 		// The machine's Go must be the one the tag names.
 		want := strings.SplitN(strings.TrimPrefix(goImage, "golang:"), "-", 2)[0]
 		if v := strings.TrimPrefix(runtime.Version(), "go"); v != want {
@@ -207,8 +215,9 @@ FROM debian:bookworm
 COPY go /usr/local/go
 COPY goproxy /goproxy
 ENV PATH=/usr/local/go/bin:/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin GOPATH=/go GOTOOLCHAIN=local GOPROXY=file:///goproxy
+LABEL djdeploy.gosum=%[4]s
 DF
-docker build -q -t %[3]s %[1]s`, ctx, gomod, goImage))
+docker build -q -t %[3]s %[1]s`, ctx, gomod, goImage, goSum))
 	}
 
 	if !e.has(pyImage) {
