@@ -127,6 +127,21 @@ func TestJSONEveryCommand(t *testing.T) {
 			t.Error("release --static-cors-origins did not set the storage account's CORS rule")
 		}
 	})
+	t.Run("release that fails", func(t *testing.T) {
+		// the slot never answers with an accepted status: the release stops
+		// at warm-up, production untouched, and the result says where
+		e2e.Edit(t, proj, "pages/templates/pages/home.html", "Hello from the JSON test", "Hello from a release that fails")
+		env := run(t, base, 1, cli.OutcomeFailed, "release", "--project", proj, "--fix-settings",
+			"--health-statuses", "299", "--warmup-timeout", "3s")
+		var res struct {
+			FailedStep string `json:"failed_step"`
+			Live       bool   `json:"live"`
+		}
+		decode(t, env, &res)
+		if res.FailedStep != "warm-up" || res.Live || env.Error == nil || env.Error.Fix == "" {
+			t.Errorf("failed release: %+v, error %+v", res, env.Error)
+		}
+	})
 	t.Run("preview", func(t *testing.T) {
 		run(t, base, 0, cli.OutcomeSucceeded, "preview", "--pr", "7", "--project", proj, "--fix-settings")
 		run(t, base, 0, cli.OutcomeSucceeded, "preview", "--pr", "7", "--delete")
