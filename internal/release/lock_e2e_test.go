@@ -1,7 +1,6 @@
 package release_test
 
 import (
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,7 +151,7 @@ func TestReleaseLockCoversEveryChange(t *testing.T) {
 			t.Errorf("the resumed release: exit %d, want 1 saying it lost the lock\n%s", code, stderr.String())
 		}
 		var rep1 report.Release
-		if err := json.Unmarshal([]byte(stdout.String()), &rep1); err != nil || rep1.Outcome != report.Failed {
+		if _, err := e2e.DecodeResult(stdout.String(), &rep1); err != nil || rep1.Outcome != report.Failed {
 			t.Errorf("the resumed release's report: %v %+v", err, rep1)
 		}
 		if s := stepOf(&rep1, "swap"); s.Status == report.StepDone {
