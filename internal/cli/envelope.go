@@ -132,7 +132,9 @@ func commandName(cmd *cobra.Command) string {
 // finishJSON prints the envelope for cmd's run, if --json asked for one,
 // and reports whether it did. Help output gets none.
 func (e *Env) finishJSON(cmd *cobra.Command, args []string, err error) bool {
-	if cmd == nil || !(wantsJSON(cmd) || (err != nil && argsWantJSON(args))) {
+	if cmd == nil || cmd.Flags().Lookup("json") == nil || !(wantsJSON(cmd) || (err != nil && argsWantJSON(args))) {
+		// no --json on a group (djdeploy static): its usage error is on
+		// stderr only
 		return false
 	}
 	if h := cmd.Flags().Lookup("help"); h != nil && h.Changed {

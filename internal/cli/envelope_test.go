@@ -68,6 +68,15 @@ func TestEnvelopeWithoutAzure(t *testing.T) {
 			t.Fatalf("the fix does not suggest --package: %s", out.String())
 		}
 	})
+	t.Run("groups print no envelope", func(t *testing.T) {
+		for _, args := range [][]string{{"--json"}, {"static", "--json"}, {"ci", "--json"}} {
+			var out bytes.Buffer
+			code := Main(context.Background(), args, IO{Out: &out, Err: &bytes.Buffer{}}, func(string) string { return "" })
+			if code != 2 || out.Len() != 0 {
+				t.Errorf("%v: exit %d, stdout %q", args, code, out.String())
+			}
+		}
+	})
 	t.Run("help prints no envelope", func(t *testing.T) {
 		var out bytes.Buffer
 		Main(context.Background(), []string{"deploy", "--help", "--json"}, IO{Out: &out, Err: &bytes.Buffer{}}, func(string) string { return "" })
