@@ -5,9 +5,9 @@
 // same HOME again), on a realistic requirements set with compiled
 // packages (internal/artifact/testdata/requirements-realistic.txt). Each
 // build runs in a child process so its peak RSS, which includes the uv or
-// pip it waited for, is its own. Then one whole release (build to live)
-// in local mode on the emulator. Reports wall times, ratios and peak
-// memory; asserts no timing.
+// pip it waited for, is its own. Then whole releases (build to live) on
+// the emulator in local mode against remote mode. Reports wall times,
+// ratios and peak memory; asserts no timing.
 package bench
 
 import (
@@ -23,6 +23,7 @@ import (
 
 	"github.com/djdeploy/djdeploy/internal/artifact"
 	"github.com/djdeploy/djdeploy/internal/e2e"
+	"github.com/djdeploy/djdeploy/internal/emulator"
 	"github.com/djdeploy/djdeploy/internal/progress"
 	"github.com/djdeploy/djdeploy/internal/testenv"
 )
@@ -126,10 +127,15 @@ func depsChild(t *testing.T, spec string) {
 	t.Logf("%s: %d files in app.zip", inst, res.Zip.Files)
 }
 
-// TestBenchReleaseLocal times one whole release (build, static sync,
-// deploy, warm-up, swap, purge) of the example app with the realistic set
-// in local mode, on the emulator whose runtime is a bare CPython 3.12.
-func TestBenchReleaseLocal(t *testing.T) {
+// TestBenchReleaseModes times one whole release (build, static sync,
+// deploy, warm-up, swap, purge) of the example app with the realistic set,
+// in local mode (wheels vendored by the build) against remote mode (the
+// emulator's Oryx-like build: a fresh antenv and pip install -r
+// requirements.txt on the server, pip's cache warm as App Service's would
+// be after a first build), on an emulator whose runtime is a bare CPython
+// 3.12. The release runs as the built binary, so its peak RSS is its own;
+// the remote build's pip runs on the server side and is not in it.
+func TestBenchReleaseModes(t *testing.T) {
 	py := e2e.Require(t, "release benchmark")
 	base := os.Getenv("DJDEPLOY_TEST_BASE_PYTHON")
 	if base == "" {
@@ -139,31 +145,54 @@ func TestBenchReleaseLocal(t *testing.T) {
 		}
 		base = m[len(m)-1]
 	}
-	emu, err := e2e.StartEmulator(context.Background(), base, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emu.Close()
-	env := e2e.Env(emu, py)
-	for _, k := range []string{"HOME", "PATH", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "NO_PROXY"} {
-		if v := os.Getenv(k); v != "" {
-			env[k] = v
-		}
-	}
+	bin := e2e.Binary(t)
 	root := repoRoot(t)
 	reqs, err := os.ReadFile(filepath.Join(root, "internal", "artifact", "testdata", "requirements-realistic.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	project := e2e.Project(t, "django-app")
-	if err := os.WriteFile(filepath.Join(project, "requirements.txt"), reqs, 0o644); err != nil {
-		t.Fatal(err)
+	type run struct {
+		wall time.Duration
+		kb   int64
 	}
-	start := time.Now()
-	r := e2e.Main(context.Background(), env, "release", "--project", project, "--dependency-mode", "local", "--fix-settings",
-		"--health-path", "/healthz", "--warmup-timeout", "60s", "--deploy-timeout", "5m")
-	if r.Code != 0 {
-		t.Fatalf("release: %s", r)
+	results := map[string]run{}
+	for _, mode := range []string{"local", "remote", "local", "remote"} {
+		// A fresh emulator per release: remote mode's virtualenv cache
+		// starts empty each time, as each Oryx build makes its own.
+		emu, err := emulator.Start(context.Background(), emulator.Config{StartAzurite: true, Python: base, Workers: 1, RetryAfter: 1, BuildCache: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := e2e.Env(emu, py)
+		project := e2e.Project(t, "django-app")
+		if err := os.WriteFile(filepath.Join(project, "requirements.txt"), reqs, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "release", "--project", project, "--dependency-mode", mode, "--fix-settings",
+			"--health-path", "/healthz", "--warmup-timeout", "120s", "--deploy-timeout", "15m")
+		cmd.Env = os.Environ()
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		out := &strings.Builder{}
+		cmd.Stdout, cmd.Stderr = out, out
+		start := time.Now()
+		err = cmd.Run()
+		wall := time.Since(start)
+		emu.Close()
+		if err != nil {
+			t.Fatalf("release in %s mode: %v\n%s", mode, err, out)
+		}
+		r := run{wall: wall, kb: cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss}
+		t.Logf("release in %s mode: %s, djdeploy's peak RSS %d MB", mode, wall.Round(10*time.Millisecond), r.kb/1024)
+		// The first run of each mode warms pip's and uv's caches; the
+		// second is the one reported.
+		results[mode] = r
 	}
-	t.Logf("release in local mode (build to live, warm uv cache): %s", time.Since(start).Round(10*time.Millisecond))
+	l, rm := results["local"], results["remote"]
+	t.Logf("whole release, build to live, realistic requirements (warm caches):")
+	t.Logf("  %-7s %10s %14s", "mode", "wall", "djdeploy peak")
+	t.Logf("  %-7s %10s %11d MB", "local", l.wall.Round(10*time.Millisecond), l.kb/1024)
+	t.Logf("  %-7s %10s %11d MB", "remote", rm.wall.Round(10*time.Millisecond), rm.kb/1024)
+	t.Logf("  remote/local: %.2fx", rm.wall.Seconds()/l.wall.Seconds())
 }
