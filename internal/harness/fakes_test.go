@@ -142,11 +142,19 @@ type fakeADO struct {
 	options    int
 	areas      int
 	idRequests int
+	// Pull request threads (previews): thread id -> its first comment, on
+	// pull request pr of repository repo.
+	repo           string
+	pr             int
+	threads        map[int]string
+	threadsCreated int
+	threadsUpdated int
 }
 
 func newFakeADO(t *testing.T) *fakeADO {
 	f := &fakeADO{t: t, token: randomSecret("adotok"), conn: "2f3a1c5e-8d7b-4e6f-9a0b-1c2d3e4f5a6b",
-		project: "6ce954b1-ce1f-45d1-b94d-e6bf2464ba2c", buildID: 77}
+		project: "6ce954b1-ce1f-45d1-b94d-e6bf2464ba2c", buildID: 77,
+		repo: "5febef5a-833d-4e14-b9c0-14cb638f91e6", pr: 32, threads: map[int]string{}}
 	f.idToken = mintJWT(t, "https://vstoken.dev.azure.com/0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9", "sc://contoso/shop/"+f.conn)
 	f.srv = httptest.NewServer(f)
 	t.Cleanup(f.srv.Close)
@@ -186,15 +194,56 @@ func (f *fakeADO) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]any{"oidcToken": f.idToken})
 	case r.Method == http.MethodOptions && p == base+"/_apis":
 		f.options++
-		json.NewEncoder(w).Encode(map[string]any{"count": 2, "value": []any{
+		json.NewEncoder(w).Encode(map[string]any{"count": 4, "value": []any{
 			loc("e81700f7-3be2-46de-8624-2eb35882fcaa", "Location", "ResourceAreas", "_apis/{resource}/{areaId}"),
 			loc("6e6114b2-8161-44c8-8f6c-c5505782427f", "build", "tags", "{project}/_apis/{area}/builds/{buildId}/{resource}/{*tag}"),
+			loc("ab6e2e5d-a0b7-4153-b64a-a4efe0d49449", "git", "threads", "{project}/_apis/{area}/repositories/{repositoryId}/pullRequests/{pullRequestId}/{resource}/{threadId}"),
+			loc("965a3ec7-5ed8-455a-bdcb-835a5ea7fe7b", "git", "comments", "{project}/_apis/{area}/repositories/{repositoryId}/pullRequests/{pullRequestId}/threads/{threadId}/{resource}/{commentId}"),
 		}})
 	case r.Method == http.MethodGet && p == base+"/_apis/ResourceAreas":
 		f.areas++
-		json.NewEncoder(w).Encode(map[string]any{"count": 1, "value": []any{
+		json.NewEncoder(w).Encode(map[string]any{"count": 2, "value": []any{
 			map[string]any{"id": "965220d5-5bb9-42cf-8d67-9b146df2a5a4", "name": "build", "locationUrl": f.srv.URL + base + "/"},
+			map[string]any{"id": "4e080c62-fa21-4fbc-8fef-2a10a2b38049", "name": "git", "locationUrl": f.srv.URL + base + "/"},
 		}})
+	case p == fmt.Sprintf("%s/%s/_apis/git/repositories/%s/pullRequests/%d/threads", base, f.project, f.repo, f.pr):
+		switch r.Method {
+		case http.MethodGet:
+			// A reviewer's thread first: djdeploy must find its own.
+			list := []any{map[string]any{"id": 1, "comments": []any{map[string]any{"id": 1, "content": "Please add tests"}}}}
+			for id, c := range f.threads {
+				list = append(list, map[string]any{"id": id, "comments": []any{map[string]any{"id": 1, "content": c}}})
+			}
+			json.NewEncoder(w).Encode(map[string]any{"count": len(list), "value": list})
+		case http.MethodPost:
+			var th struct {
+				Comments []struct{ Content string } `json:"comments"`
+			}
+			if err := json.NewDecoder(r.Body).Decode(&th); err != nil || len(th.Comments) != 1 {
+				http.Error(w, `{"message":"a thread needs one comment"}`, http.StatusBadRequest)
+				return
+			}
+			id := 100 + len(f.threads)
+			f.threads[id] = th.Comments[0].Content
+			f.threadsCreated++
+			json.NewEncoder(w).Encode(map[string]any{"id": id})
+		}
+	case r.Method == http.MethodPatch && strings.HasPrefix(p, fmt.Sprintf("%s/%s/_apis/git/repositories/%s/pullRequests/%d/threads/", base, f.project, f.repo, f.pr)):
+		var id, cid int
+		rest := strings.TrimPrefix(p, fmt.Sprintf("%s/%s/_apis/git/repositories/%s/pullRequests/%d/threads/", base, f.project, f.repo, f.pr))
+		if _, err := fmt.Sscanf(rest, "%d/comments/%d", &id, &cid); err != nil || cid != 1 {
+			http.Error(w, `{"message":"bad comment path"}`, http.StatusBadRequest)
+			return
+		}
+		if _, ok := f.threads[id]; !ok {
+			http.Error(w, `{"message":"no such thread"}`, http.StatusNotFound)
+			return
+		}
+		var c struct{ Content string }
+		json.NewDecoder(r.Body).Decode(&c)
+		f.threads[id] = c.Content
+		f.threadsUpdated++
+		json.NewEncoder(w).Encode(map[string]any{"id": cid, "content": c.Content})
 	case r.Method == http.MethodPut && strings.HasPrefix(p, tagsPrefix):
 		f.tags = append(f.tags, strings.TrimPrefix(p, tagsPrefix))
 		json.NewEncoder(w).Encode(map[string]any{"count": len(f.tags), "value": f.tags})

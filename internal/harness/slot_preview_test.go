@@ -208,3 +208,115 @@ func TestPreviewOnItsOwnSlot(t *testing.T) {
 		t.Errorf("pr forty-two: %s", bad)
 	}
 }
+
+// threadURL is the slot URL in a preview thread: the slot's link, not the
+// run's (which is in a markdown link's parentheses).
+var threadURL = regexp.MustCompile(`: (https?://\S+)\n`)
+
+// The same preview through the Azure Pipelines step (djdeploy ci
+// azure-pipelines, command preview, as pipelines/steps/djdeploy.yml runs it)
+// on a pull-request build: its own slot pr-<number>, a pull request thread
+// (Azure Repos' REST API through azure-devops-go-api) whose URL answers with
+// the pull request's release, the same thread updated on the next build,
+// production and the release slot untouched, and with previewDelete the
+// slot deleted and the thread saying so.
+func TestPipelinesPreviewOnItsOwnSlot(t *testing.T) {
+	s := fixture(t)
+	ado := newFakeADO(t)
+	hc := &http.Client{Timeout: 30 * time.Second}
+	answer := func(url string) string {
+		code, _, body, err := e2e.Get(hc, url)
+		if err != nil || code != 200 {
+			return fmt.Sprintf("(%d %v)", code, err)
+		}
+		return body
+	}
+	prodBefore, stagingBefore := answer(s.emu.ProductionURL(app)+"/healthz"), answer(s.emu.SlotURL(app, "staging")+"/healthz")
+	slot := fmt.Sprintf("pr-%d", ado.pr)
+
+	preview := func(t *testing.T, ws string, del bool) adoRun {
+		t.Helper()
+		set := releaseSettings(s)
+		delete(set, "slot")
+		set["command"] = "preview"
+		set["credential"] = "azure-pipelines"
+		if del {
+			set["preview-delete"] = "true"
+		}
+		params := pipelineParams(t, set)
+		params["serviceConnection"] = ado.conn
+		return pipelineStep(t, s, ado, ws, params, map[string]string{
+			"BUILD_REASON": "PullRequest", "BUILD_REPOSITORY_ID": ado.repo,
+			"SYSTEM_PULLREQUEST_PULLREQUESTID": fmt.Sprint(ado.pr), "BUILD_SOURCEBRANCH": fmt.Sprintf("refs/pull/%d/merge", ado.pr),
+		})
+	}
+	thread := func(t *testing.T) string {
+		t.Helper()
+		ado.mu.Lock()
+		defer ado.mu.Unlock()
+		if len(ado.threads) != 1 {
+			t.Fatalf("%d djdeploy threads on the pull request, want exactly one: %v", len(ado.threads), ado.threads)
+		}
+		for _, c := range ado.threads {
+			return c
+		}
+		return ""
+	}
+	var lastSlotURL string
+	check := func(t *testing.T, r adoRun) string {
+		t.Helper()
+		if r.Code != 0 {
+			t.Fatalf("djdeploy ci azure-pipelines (preview): %s", r)
+		}
+		id, slotURL := r.outputs["releaseId"], r.outputs["slotUrl"]
+		if id == "" || slotURL == "" {
+			t.Fatalf("output variables releaseId %q, slotUrl %q:\n%s", id, slotURL, r.Stdout)
+		}
+		lastSlotURL = slotURL
+		if !strings.Contains(slotURL, strings.TrimPrefix(strings.TrimPrefix(s.emu.SlotURL(app, slot), "https://"), "http://")) {
+			t.Errorf("slotUrl %s is not slot %s's (%s)", slotURL, slot, s.emu.SlotURL(app, slot))
+		}
+		body := thread(t)
+		m := threadURL.FindStringSubmatch(body)
+		if m == nil || m[1] != slotURL {
+			t.Fatalf("the thread's URL is not slotUrl %s:\n%s", slotURL, body)
+		}
+		var health struct{ Release string }
+		if err := json.Unmarshal([]byte(answer(m[1]+"/healthz")), &health); err != nil || health.Release != id {
+			t.Errorf("the thread's URL answers release %q (%v), want the pull request's %s", health.Release, err, id)
+		}
+		if got := answer(s.emu.ProductionURL(app) + "/healthz"); got != prodBefore {
+			t.Errorf("a preview changed production: %s, was %s", got, prodBefore)
+		}
+		if got := answer(s.emu.SlotURL(app, "staging") + "/healthz"); got != stagingBefore {
+			t.Errorf("a preview changed the release slot: %s, was %s", got, stagingBefore)
+		}
+		return id
+	}
+
+	ws := e2e.Project(t, "workspace")
+	e2e.Edit(t, ws, "pages/templates/pages/home.html", "Hello from Django on App Service", "Hello from Azure Repos pull request")
+	first := check(t, preview(t, ws, false))
+	e2e.Edit(t, ws, "pages/templates/pages/home.html", "Hello from Azure Repos pull request", "Hello again from Azure Repos")
+	second := check(t, preview(t, ws, false))
+	if second == first {
+		t.Errorf("the second build has the first's release id %s", first)
+	}
+	if ado.threadsCreated != 1 || ado.threadsUpdated != 1 {
+		t.Errorf("threads created %d, updated %d: want the one thread updated", ado.threadsCreated, ado.threadsUpdated)
+	}
+	if !strings.Contains(thread(t), second) {
+		t.Errorf("the thread does not name the second release %s:\n%s", second, thread(t))
+	}
+
+	// The pull request is done: previewDelete removes the slot.
+	if r := preview(t, ws, true); r.Code != 0 {
+		t.Fatalf("preview with previewDelete: %s", r)
+	}
+	if code, _, body, err := e2e.Get(hc, lastSlotURL+"/healthz"); err == nil && code == http.StatusOK {
+		t.Errorf("the deleted preview slot still answers %d: %s", code, body)
+	}
+	if body := thread(t); !strings.Contains(body, "was deleted") || strings.Contains(body, lastSlotURL) {
+		t.Errorf("after the delete, the thread still links the slot:\n%s", body)
+	}
+}
