@@ -26,9 +26,9 @@ const oryxTimeout = 15 * time.Minute
 // oryxBuild does what App Service's build (Oryx) does for a Python app when
 // SCM_DO_BUILD_DURING_DEPLOYMENT is true: a virtualenv "antenv" made with the
 // runtime's Python, `pip install -r requirements.txt` from the index the app
-// settings name (PIP_INDEX_URL, PIP_EXTRA_INDEX_URL; PyPI by default), and
+// settings name (PIP_INDEX_URL, PIP_EXTRA_INDEX_URL; PyPI by default),
 // `python manage.py collectstatic --noinput` unless DISABLE_COLLECTSTATIC is
-// true. The app then starts from antenv (startInstance), so it imports what
+// true, and the PRE_BUILD_COMMAND / POST_BUILD_COMMAND hooks around them. The app then starts from antenv (startInstance), so it imports what
 // pip installed, not the emulator's own packages.
 //
 // A virtualenv is kept in the build cache by what made it (interpreter,
@@ -54,7 +54,7 @@ func (e *Emulator) oryxBuild(ctx context.Context, py, dir string, settings map[s
 	}
 	logf(0, "Python Version: %s (%s)", strings.TrimSpace(string(version)), py)
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", py, version, settings["PIP_INDEX_URL"], settings["PIP_EXTRA_INDEX_URL"])
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s\x00", py, version, settings["PIP_INDEX_URL"], settings["PIP_EXTRA_INDEX_URL"], settings["PRE_BUILD_COMMAND"])
 	h.Write(req)
 	key := hex.EncodeToString(h.Sum(nil))[:24]
 
@@ -77,6 +77,13 @@ func (e *Emulator) oryxBuild(ctx context.Context, py, dir string, settings map[s
 	defer unlock()
 
 	done := filepath.Join(venv, ".djdeploy-complete")
+	// Oryx's hooks run in the source folder with the app settings as
+	// environment: PRE_BUILD_COMMAND before the install (it may change what
+	// is installed, so it is part of the cache key), POST_BUILD_COMMAND
+	// after collectstatic.
+	if msg, lines := hook(ctx, dir, settings, "PRE_BUILD_COMMAND", logf); msg != "" {
+		return msg, lines
+	}
 	if fileExists(done) {
 		logf(0, "Virtual environment %s: reusing the one built from the same requirements.txt with the same Python and index.", antenv)
 	} else {
@@ -115,18 +122,34 @@ func (e *Emulator) oryxBuild(ctx context.Context, py, dir string, settings map[s
 		return "Oryx build failed: " + err.Error(), nil
 	}
 
-	if isTrue(settings["DISABLE_COLLECTSTATIC"]) {
+	switch {
+	case isTrue(settings["DISABLE_COLLECTSTATIC"]):
 		logf(0, "Skipping collectstatic: DISABLE_COLLECTSTATIC is true.")
+	case fileExists(filepath.Join(dir, "manage.py")):
+		logf(0, "Running python manage.py collectstatic --noinput...")
+		out, err := run(ctx, dir, appEnv(dir, settings), filepath.Join(dir, antenv, "bin", "python"), "manage.py", "collectstatic", "--noinput")
+		if err != nil {
+			return "Oryx build failed: python manage.py collectstatic --noinput: " + err.Error(), tailLines(out, 30)
+		}
+	}
+	return hook(ctx, dir, settings, "POST_BUILD_COMMAND", logf)
+}
+
+// hook runs the build hook the app setting name holds, if any, with sh in
+// the release folder, antenv first on PATH once it exists.
+func hook(ctx context.Context, dir string, settings map[string]string, name string, logf func(typ int, format string, args ...any)) (string, []string) {
+	script := strings.TrimSpace(settings[name])
+	if script == "" {
 		return "", nil
 	}
-	if !fileExists(filepath.Join(dir, "manage.py")) {
-		return "", nil
-	}
-	logf(0, "Running python manage.py collectstatic --noinput...")
-	env := appEnv(dir, settings)
-	out, err := run(ctx, dir, env, filepath.Join(dir, antenv, "bin", "python"), "manage.py", "collectstatic", "--noinput")
+	logf(0, "Running %s...", name)
+	out, err := run(ctx, dir, appEnv(dir, settings), "/bin/sh", "-c", script)
+	lines := tailLines(out, 30)
 	if err != nil {
-		return "Oryx build failed: python manage.py collectstatic --noinput: " + err.Error(), tailLines(out, 30)
+		return fmt.Sprintf("Oryx build failed: %s: %v", name, err), lines
+	}
+	for _, l := range lines {
+		logf(0, "%s", l)
 	}
 	return "", nil
 }

@@ -34,7 +34,8 @@ func TestOryxBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := c.UpdateApplicationSettingsSlot(ctx, "demo-rg", "demo-app", "staging", armappservice.StringDictionary{Properties: map[string]*string{
-		"SCM_DO_BUILD_DURING_DEPLOYMENT": to.Ptr("true")}}, nil); err != nil {
+		"SCM_DO_BUILD_DURING_DEPLOYMENT": to.Ptr("true"),
+		"POST_BUILD_COMMAND":             to.Ptr(`python -c "import humanize; print('post-build sees humanize', humanize.__version__)"`)}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	app := map[string]string{
@@ -59,8 +60,8 @@ async def application(scope, receive, send):
 		if st, body := waitDeployment(t, e, "demo-app", "staging", id); st != kuduSuccess {
 			t.Fatalf("deployment %d: status %d %s\nlog: %s", i+1, st, body, log(id))
 		}
-		if l := log(id); !strings.Contains(l, want) {
-			t.Errorf("deployment %d's log does not say %q:\n%s", i+1, want, l)
+		if l := log(id); !strings.Contains(l, want) || !strings.Contains(l, "post-build sees humanize 4.17.0") {
+			t.Errorf("deployment %d's log does not say %q and the POST_BUILD_COMMAND's output (run with antenv active):\n%s", i+1, want, l)
 		}
 		code, page := getText(t, e.SlotURL("demo-app", "staging")+"/")
 		if code != 200 || !strings.Contains(page, "humanize 4.17.0 from ") || !strings.Contains(page, antenv) {
