@@ -3,7 +3,12 @@
 # with nothing done by hand.
 
 GO        ?= go
-PYTHON    ?= /usr/bin/python3
+# The Python 3.12 environments .ci/deps.sh builds from the hashed locks in
+# .ci/python (internal/testenv finds the same paths when these are unset).
+TOOLS     := $(CURDIR)/.tools
+export DJDEPLOY_TEST_PYTHON         ?= $(TOOLS)/py/bin/python
+export DJDEPLOY_TEST_PYTHON_DJANGO6 ?= $(TOOLS)/py-django6/bin/python
+export DJDEPLOY_TEST_UV             ?= $(TOOLS)/py/bin/uv
 BIN       := bin/djdeploy
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/djdeploy/djdeploy/internal/cli.Version=$(VERSION)
@@ -18,7 +23,8 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/djdeploy
 
-## deps: Debian packages (Django, gunicorn, uvicorn, zip...), Azurite, and for the action's test
+## deps: the Python 3.12 environments from PyPI (.tools/py: Django 5.2 LTS, .tools/py-django6,
+## .tools/conformance, .tools/outside; hashed locks in .ci/python), zip, Azurite, and for the action's test
 ## (internal/actiontest) docker.io, mmdebstrap and act; each only when missing.
 deps:
 	@bash .ci/deps.sh
@@ -29,7 +35,7 @@ test: deps
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l cmd internal)" || { echo "gofmt needed on:"; gofmt -l cmd internal; exit 1; }
 	@rm -f .tools/fault-matrix.txt
-	DJDEPLOY_TEST_PYTHON=$(PYTHON) DJDEPLOY_FAULT_MATRIX_TABLE=$(CURDIR)/.tools/fault-matrix.txt $(GO) test $(RACE) -timeout 30m ./...
+	DJDEPLOY_FAULT_MATRIX_TABLE=$(CURDIR)/.tools/fault-matrix.txt $(GO) test $(RACE) -timeout 30m ./...
 	@echo "Fault matrix (internal/faults; make bench runs every row):"; cat .tools/fault-matrix.txt 2>/dev/null || echo "  (not run: Azurite or Django missing)"
 	@bash .ci/fuzz.sh 5s
 	@bash .ci/repro.sh
@@ -46,8 +52,8 @@ demo: deps build
 
 ## bench: djdeploy against its peers (zip, Info-ZIP, az, rclone, azcopy); prints ratios and peak memory.
 bench: deps bench-deps build
-	DJDEPLOY_TEST_PYTHON=$(PYTHON) $(GO) test -tags bench -run 'Bench' -count=1 -timeout 60m -v ./internal/bench/
-	DJDEPLOY_TEST_PYTHON=$(PYTHON) DJDEPLOY_FAULT_MATRIX=full $(GO) test -tags bench -run 'TestFaultMatrix|TestBench' -count=1 -timeout 60m -v ./internal/faults/
+	$(GO) test -tags bench -run 'Bench' -count=1 -timeout 60m -v ./internal/bench/
+	DJDEPLOY_FAULT_MATRIX=full $(GO) test -tags bench -run 'TestFaultMatrix|TestBench' -count=1 -timeout 60m -v ./internal/faults/
 
 bench-deps:
 	@bash .ci/bench-deps.sh

@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BIN=${DJDEPLOY_BIN:-bin/djdeploy}
-PY=${DJDEPLOY_PYTHON:-/usr/bin/python3}
+PY=${DJDEPLOY_PYTHON:-.tools/py/bin/python}
 WORK=.demo
 
 say() { printf '\033[1m%s\033[0m\n' "$*" >&2; }
@@ -21,7 +21,7 @@ die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 
 [ -x "$BIN" ] || die "$BIN is missing: run 'make build' (make demo does it for you)"
 "$PY" -c 'import django, gunicorn, uvicorn' 2>/dev/null \
-  || die "$PY cannot import Django, gunicorn and uvicorn: run 'make deps' (Debian packages python3-django gunicorn python3-uvicorn), or set DJDEPLOY_PYTHON"
+  || die "$PY cannot import Django, gunicorn and uvicorn: run 'make deps' (it builds .tools/py, Django 5.2 on Python 3.12, from .ci/python/py.txt), or set DJDEPLOY_PYTHON"
 
 rm -rf "$WORK"
 mkdir -p "$WORK"

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a fresh Debian machine, and nothing it
 # already finds. Idempotent: a second run does no network work.
+#
+# Django and the rest of the Python side come from PyPI, never from Debian
+# (whose Django is years behind): each .ci/python/NAME.txt, a lock with every
+# version pinned and hashed, becomes the virtualenv .tools/NAME on Python
+# 3.12, App Service's default: .tools/py (Django 5.2 LTS, the tests' and the
+# demo's), .tools/py-django6 (the newest Django 6), .tools/conformance
+# (azure-cli and the Azure SDK for Python), .tools/outside (Wagtail, DRF).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 AZURITE_VERSION=3.37.0
-DEBS=(python3-django python3-azure gunicorn python3-uvicorn python3-whitenoise python3-pip python3-setuptools python3-wheel zip)
+DEBS=(zip)
 
 missing=()
 for p in "${DEBS[@]}"; do
@@ -38,7 +45,7 @@ for lock in .ci/python/*.txt; do
   sum=$(sha256sum "$lock" | cut -d' ' -f1)
   [ "$(cat ".tools/$name/.lock-sha256" 2>/dev/null)" = "$sum" ] && continue
   if [ -z "$py312" ]; then
-    echo "deps: Python 3.12 is needed for .tools/$name (install it with pyenv or apt)" >&2
+    echo "deps: Python 3.12 (App Service's default) is needed for .tools/$name and was not found as python3.12 on PATH or in ~/.pyenv/versions/3.12.*: install it (pyenv install 3.12, or your distribution's python3.12 with its venv module) and run 'make deps' again" >&2
     exit 1
   fi
   if [ ! -x .tools/uv/bin/uv ] || ! .tools/uv/bin/uv --version | grep -q " $UV_VERSION"; then

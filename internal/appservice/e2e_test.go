@@ -208,11 +208,35 @@ func TestE2EDeployTimeout(t *testing.T) {
 	emu, c, _ := e2e(t)
 	// Kudu holds the upload longer than the deploy may take.
 	emu.Faults().Add(emulator.Fault{Method: "POST", Path: "/api/publish", Delay: 10 * time.Second, Host: "scm"})
+	before := len(slotState(t, emu).Deployments)
 	_, err := c.Deploy(context.Background(), DeployOptions{Target: emuTarget(emuSlot), Package: djangoZip(t, "e2e-slow"), Timeout: 300 * time.Millisecond})
 	p, ok := problem.As(err)
 	if !ok || !strings.Contains(p.What, "did not finish within") || !strings.Contains(p.Fix, "deploy-timeout") {
 		t.Fatalf("err = %v", err)
 	}
+	// The emulator still takes the upload when its delay ends, as Kudu
+	// would: wait for that deployment to finish, or it lands in the slot
+	// in the middle of the next test on this shared emulator.
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		ds := slotState(t, emu).Deployments
+		if len(ds) > before && ds[len(ds)-1].Complete {
+			return
+		}
+	}
+}
+
+// slotState is the emulator's view of the test slot.
+func slotState(t *testing.T, emu *emulator.Emulator) emulator.SlotState {
+	t.Helper()
+	for _, a := range emu.State().Apps {
+		for _, s := range a.Slots {
+			if a.Name == emuApp && s.Name == emuSlot {
+				return s
+			}
+		}
+	}
+	t.Fatal("slot not in emulator state")
+	return emulator.SlotState{}
 }
 
 func TestE2EEnsureConfigFix(t *testing.T) {

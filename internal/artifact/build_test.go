@@ -285,7 +285,7 @@ func TestBuildLocalDependenciesFromWheelDir(t *testing.T) {
 	for _, inst := range []string{InstallerUV, InstallerPip} {
 		t.Run(inst, func(t *testing.T) {
 			if inst == InstallerUV {
-				testUV(t, py)
+				testenv.UV(t)
 			}
 			_, err := build(t, py, project, func(o *Options) {
 				o.DependencyMode = ModeLocal

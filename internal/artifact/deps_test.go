@@ -26,40 +26,6 @@ func realisticRequirements(t *testing.T) string {
 	return string(b)
 }
 
-// testUV is uv for the installer tests: testenv's, else beside py.
-func testUV(t *testing.T, py string) string {
-	t.Helper()
-	if p := os.Getenv("DJDEPLOY_TEST_UV"); p != "" {
-		return p
-	}
-	for _, p := range []string{filepath.Join(filepath.Dir(py), "uv"), filepath.Join("..", "..", ".tools", "py", "bin", "uv")} {
-		if fileExists(p) {
-			abs, _ := filepath.Abs(p)
-			return abs
-		}
-	}
-	testenv.Missing(t, "uv (beside "+py+" or in .tools/py)", "run 'make deps' (the .tools/py environment carries uv) or set DJDEPLOY_TEST_UV")
-	return ""
-}
-
-// basePython is a CPython 3.12 that has no Django: App Service's runtime
-// before anything is installed.
-func basePython(t *testing.T) string {
-	t.Helper()
-	p := os.Getenv("DJDEPLOY_TEST_BASE_PYTHON")
-	if p == "" {
-		m, _ := filepath.Glob(filepath.Join(os.Getenv("HOME"), ".pyenv", "versions", "3.12.*", "bin", "python3.12"))
-		if len(m) == 0 {
-			testenv.Missing(t, "a Python 3.12 without Django", "install Python 3.12 (pyenv install 3.12) or set DJDEPLOY_TEST_BASE_PYTHON")
-		}
-		p = m[len(m)-1]
-	}
-	if err := exec.Command(p, "-c", "import django").Run(); err == nil {
-		t.Fatalf("%s imports Django; the base Python must not", p)
-	}
-	return p
-}
-
 func TestRequirementNames(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
@@ -100,7 +66,7 @@ func TestBuildLocalFromPyPI(t *testing.T) {
 		t.Skip("downloads from PyPI")
 	}
 	py := testenv.Python(t)
-	base := basePython(t)
+	base := testenv.BasePython(t)
 	for _, inst := range []string{InstallerUV, InstallerPip} {
 		t.Run(inst, func(t *testing.T) {
 			project := exampleApp(t)
@@ -109,7 +75,7 @@ func TestBuildLocalFromPyPI(t *testing.T) {
 				o.DependencyMode = ModeLocal
 				o.Installer = inst
 				if inst == InstallerUV {
-					o.UV = testUV(t, py)
+					o.UV = testenv.UV(t)
 				}
 			})
 			if err != nil {
@@ -176,8 +142,7 @@ func TestBuildVenvFromPyPI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("downloads from PyPI")
 	}
-	py := testenv.Python(t)
-	base := basePython(t)
+	base := testenv.BasePython(t)
 	for _, inst := range []string{InstallerUV, InstallerPip} {
 		t.Run(inst, func(t *testing.T) {
 			project := exampleApp(t)
@@ -185,7 +150,7 @@ func TestBuildVenvFromPyPI(t *testing.T) {
 			res, err := build(t, base, project, func(o *Options) {
 				o.Installer = inst
 				if inst == InstallerUV {
-					o.UV = testUV(t, py)
+					o.UV = testenv.UV(t)
 				}
 			})
 			if err != nil {
@@ -254,7 +219,7 @@ func TestVendorBadRequirements(t *testing.T) {
 					o.DependencyMode = ModeLocal
 					o.Installer = inst
 					if inst == InstallerUV {
-						o.UV = testUV(t, py)
+						o.UV = testenv.UV(t)
 					}
 				})
 				pe, ok := problem.As(err)

@@ -143,7 +143,7 @@ func findPython(setting, projectDir, path string) (exe string, explicit bool, er
 	if setting != "" {
 		if strings.ContainsRune(setting, filepath.Separator) {
 			if !fileExists(setting) {
-				return "", true, problem.Usagef("point the python setting at an existing interpreter, e.g. /usr/bin/python3 or .venv/bin/python",
+				return "", true, problem.Usagef("point the python setting at an existing interpreter, e.g. .venv/bin/python or python3.12",
 					"python interpreter %s does not exist", setting)
 			}
 			abs, _ := filepath.Abs(setting)

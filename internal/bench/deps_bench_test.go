@@ -39,15 +39,7 @@ func TestBenchLocalDeps(t *testing.T) {
 	}
 	py := testenv.Python(t)
 	root := repoRoot(t)
-	uvPath := os.Getenv("DJDEPLOY_TEST_UV")
-	for _, c := range []string{filepath.Join(filepath.Dir(py), "uv"), filepath.Join(root, ".tools", "py", "bin", "uv")} {
-		if _, err := os.Stat(c); uvPath == "" && err == nil {
-			uvPath = c
-		}
-	}
-	if uvPath == "" {
-		testenv.Missing(t, "uv", "run 'make deps' (the .tools/py environment carries uv) or set DJDEPLOY_TEST_UV")
-	}
+	uvPath := testenv.UV(t)
 	reqs, err := os.ReadFile(filepath.Join(root, "internal", "artifact", "testdata", "requirements-realistic.txt"))
 	if err != nil {
 		t.Fatal(err)
@@ -137,14 +129,7 @@ func depsChild(t *testing.T, spec string) {
 // the remote build's pip runs on the server side and is not in it.
 func TestBenchReleaseModes(t *testing.T) {
 	py := e2e.Require(t, "release benchmark")
-	base := os.Getenv("DJDEPLOY_TEST_BASE_PYTHON")
-	if base == "" {
-		m, _ := filepath.Glob(filepath.Join(os.Getenv("HOME"), ".pyenv", "versions", "3.12.*", "bin", "python3.12"))
-		if len(m) == 0 {
-			testenv.Missing(t, "a Python 3.12 without Django", "install Python 3.12 or set DJDEPLOY_TEST_BASE_PYTHON")
-		}
-		base = m[len(m)-1]
-	}
+	base := testenv.BasePython(t)
 	bin := e2e.Binary(t)
 	root := repoRoot(t)
 	reqs, err := os.ReadFile(filepath.Join(root, "internal", "artifact", "testdata", "requirements-realistic.txt"))

@@ -65,8 +65,8 @@ reported, and fatal with --fail-on-check.
 Dependencies: with dependency-mode remote (default) App Service installs
 requirements.txt during deployment; with local, wheels for App Service's
 Linux and Python version are vendored into .python_packages/lib/site-packages.`,
-		Example: `  # the example app, with Debian's Django
-  djdeploy build --project examples/django-app --out /tmp/build --python /usr/bin/python3
+		Example: `  # the example app, with the Django of a virtualenv
+  djdeploy build --project examples/django-app --out /tmp/build --python .venv/bin/python
 
   # vendor dependencies from a wheel folder, tell collectstatic the CDN URL
   djdeploy build --out dist --dependency-mode local --wheel-dir wheels \

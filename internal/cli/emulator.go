@@ -137,7 +137,7 @@ Faults (--fault ROUTE=SPEC, repeatable; also POST /_emulator/faults):
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&python, "python", "", "Python that runs the apps (default /usr/bin/python3 if it imports gunicorn, else python3)")
+	f.StringVar(&python, "python", "", "Python of the apps: makes the build's antenv, and runs packages deployed without a build (default python3 on PATH)")
 	f.StringVar(&resources, "resources", "", "YAML file of the apps, slots and CDN profiles to serve (see above; default: the demo resources)")
 	f.StringVar(&envFile, "env-file", "", "also write the export block to this file")
 	f.StringVar(&stateDir, "state-dir", "", "folder for app releases, logs and the CA file (default: a temporary folder removed at exit)")

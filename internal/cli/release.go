@@ -65,7 +65,7 @@ until the swap: add columns and tables first, remove them a release later.
   # start it in the background and wait for its settings file
   djdeploy emulator --env-file .emulator.env & until [ -s .emulator.env ]; do sleep 1; done
   . ./.emulator.env
-  djdeploy release --project examples/django-app --python /usr/bin/python3 --fix-settings
+  djdeploy release --project examples/django-app --python .venv/bin/python --fix-settings
 
   # what would happen, changing nothing
   djdeploy release --plan

@@ -35,9 +35,10 @@ import (
 // App is the web app of the emulator's default resources.
 const App = "demo-app"
 
-// Require skips a test that releases under -short and returns Debian's
-// Python; a missing Python with Django or a missing Azurite skips locally
-// and fails with CI=true (testenv).
+// Require skips a test that releases under -short and returns the test
+// environment's Python (.tools/py, Django 5.2); a missing Python with
+// Django or a missing Azurite skips locally and fails with CI=true
+// (testenv).
 func Require(t testing.TB, what string) string {
 	t.Helper()
 	if testing.Short() {

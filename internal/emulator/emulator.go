@@ -72,8 +72,8 @@ import (
 type Config struct {
 	// Resources to serve; nil means DefaultResources().
 	Resources *Resources
-	// Python runs the apps; "" means /usr/bin/python3 if it imports
-	// gunicorn, else python3 on PATH.
+	// Python runs the apps deployed without a build, and makes the build's
+	// virtualenvs; "" means python3 on PATH.
 	Python string
 	// StartAzurite starts a private Azurite (stopped by Close).
 	StartAzurite bool
@@ -554,22 +554,18 @@ func (e *Emulator) logf(format string, args ...any) {
 
 func (e *Emulator) countToken() { e.tokens.Add(1) }
 
-// findPython picks the interpreter: the given one, else /usr/bin/python3 if
-// it imports gunicorn, else python3 on PATH.
+// findPython picks the interpreter that runs apps deployed without a
+// build (SCM_DO_BUILD_DURING_DEPLOYMENT unset): the given one, else python3
+// on PATH. A build's app runs from its own antenv (oryx.go).
 func findPython(p string) (string, error) {
-	if p != "" {
-		if _, err := exec.LookPath(p); err != nil {
-			return "", fmt.Errorf("python %q not found: %w", p, err)
-		}
-		return p, nil
+	if p == "" {
+		p = "python3"
 	}
-	if err := exec.Command("/usr/bin/python3", "-c", "import gunicorn").Run(); err == nil {
-		return "/usr/bin/python3", nil
+	lp, err := exec.LookPath(p)
+	if err != nil {
+		return "", fmt.Errorf("python %q not found: install Python 3.12 (App Service's default) or pass --python", p)
 	}
-	if lp, err := exec.LookPath("python3"); err == nil {
-		return lp, nil
-	}
-	return "", fmt.Errorf("no python3 found: install python3 (with gunicorn and uvicorn) or pass --python")
+	return lp, nil
 }
 
 // writeShims puts python, python3 and gunicorn commands that run the

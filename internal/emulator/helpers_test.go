@@ -44,8 +44,7 @@ func TestMain(m *testing.M) {
 func shared(t *testing.T) *Emulator {
 	t.Helper()
 	sharedOnce.Do(func() {
-		py := os.Getenv("DJDEPLOY_TEST_PYTHON")
-		sharedEmu, sharedErr = Start(context.Background(), Config{Python: py, Workers: 1, Log: testLog{}})
+		sharedEmu, sharedErr = Start(context.Background(), Config{Python: appPython(t), Workers: 1, Log: testLog{}})
 	})
 	if sharedErr != nil {
 		t.Fatalf("starting emulator: %v", sharedErr)
@@ -232,4 +231,15 @@ func getText(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, readAll(t, resp)
 }
 
-var _ = testenv.Python
+// appPython is the Python for emulators whose tests may not run a Django
+// app (the ones that do call testenv.Python, which fails or skips): the
+// main test environment's when present, else the emulator's own default.
+func appPython(t *testing.T) string {
+	if p := os.Getenv("DJDEPLOY_TEST_PYTHON"); p != "" {
+		return p
+	}
+	if p := filepath.Join(testenv.RepoRoot(t), ".tools", "py", "bin", "python"); fileExists(p) {
+		return p
+	}
+	return ""
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 
@@ -45,7 +44,7 @@ func startPosture(t *testing.T) *Emulator {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := Start(context.Background(), Config{Resources: res, Python: os.Getenv("DJDEPLOY_TEST_PYTHON"), Log: testLog{}})
+	e, err := Start(context.Background(), Config{Resources: res, Python: appPython(t), Log: testLog{}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,38 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/djdeploy/djdeploy/internal/e2e"
 	"github.com/djdeploy/djdeploy/internal/testenv"
 )
-
-// basePython is a Python 3.12 that cannot import Django, as in the action's
-// image: $DJDEPLOY_TEST_BASE_PYTHON, else pyenv's newest 3.12.
-// (testenv.BasePython replaces this once it lands.)
-func basePython(t *testing.T) string {
-	t.Helper()
-	var cands []string
-	if p := os.Getenv("DJDEPLOY_TEST_BASE_PYTHON"); p != "" {
-		cands = []string{p}
-	} else {
-		home, _ := os.UserHomeDir()
-		found, _ := filepath.Glob(filepath.Join(home, ".pyenv", "versions", "3.12*", "bin", "python3.12"))
-		sort.Sort(sort.Reverse(sort.StringSlice(found)))
-		cands = found
-	}
-	for _, py := range cands {
-		if exec.Command(py, "-c", "import sys, importlib.util; assert sys.version_info[:2] == (3, 12); assert importlib.util.find_spec('django') is None").Run() == nil {
-			return py
-		}
-	}
-	testenv.Missing(t, "a Python 3.12 without Django", "install Python 3.12 with pyenv, or set DJDEPLOY_TEST_BASE_PYTHON")
-	return ""
-}
 
 // setSlotConnectionString replaces the release slot's connection strings
 // through ARM, as a user does in the portal.
@@ -68,7 +43,7 @@ func setSlotConnectionString(t *testing.T, s *shared, name, typ, value string) {
 // virtualenv is gone after the release.
 func TestPreSwapRunsWithTheBuildsInterpreter(t *testing.T) {
 	s := fixture(t)
-	base := basePython(t)
+	base := testenv.BasePython(t)
 	gh := newFakeGitHub(t, "octo/shop")
 	connSecret := randomSecret("postgres://app:pw-")
 	setSlotConnectionString(t, s, "DEFAULT", "PostgreSQL", connSecret)

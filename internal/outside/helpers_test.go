@@ -17,24 +17,6 @@ import (
 	"github.com/djdeploy/djdeploy/internal/testenv"
 )
 
-// basePython is a CPython 3.12 without Django: App Service's runtime
-// before the release's packages.
-func basePython(t *testing.T) string {
-	t.Helper()
-	p := os.Getenv("DJDEPLOY_TEST_BASE_PYTHON")
-	if p == "" {
-		m, _ := filepath.Glob(filepath.Join(os.Getenv("HOME"), ".pyenv", "versions", "3.12.*", "bin", "python3.12"))
-		if len(m) == 0 {
-			testenv.Missing(t, "a Python 3.12 without Django", "install Python 3.12 (pyenv install 3.12) or set DJDEPLOY_TEST_BASE_PYTHON")
-		}
-		p = m[len(m)-1]
-	}
-	if err := exec.Command(p, "-c", "import django").Run(); err == nil {
-		t.Fatalf("%s imports Django; the base Python must not", p)
-	}
-	return p
-}
-
 // netEnv is what a build that reaches PyPI needs from the runner: HOME
 // (the installers' caches), TLS roots and proxies.
 func netEnv() map[string]string {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/djdeploy/djdeploy/internal/e2e"
+	"github.com/djdeploy/djdeploy/internal/testenv"
 )
 
 // depsView imports every top-level module the release vendored, as the
@@ -41,7 +42,7 @@ def deps(request):
 func TestReleaseLocalModeImportsVendored(t *testing.T) {
 	py := e2e.Require(t, "end-to-end test")
 	t.Parallel()
-	f := newFixture(t, py, basePython(t))
+	f := newFixture(t, py, testenv.BasePython(t))
 	dir := e2e.Project(t, "django-app")
 	reqs, err := os.ReadFile(filepath.Join(e2e.Root(t), "internal", "artifact", "testdata", "requirements-realistic.txt"))
 	if err != nil {

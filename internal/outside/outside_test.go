@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/djdeploy/djdeploy/internal/e2e"
+	"github.com/djdeploy/djdeploy/internal/testenv"
 )
 
 // run runs a command of the outside environment and fails the test on
@@ -59,7 +60,7 @@ func TestOutsideWagtail(t *testing.T) {
 	_ = py
 	t.Parallel()
 	outside := outsidePython(t)
-	base := basePython(t)
+	base := testenv.BasePython(t)
 	dir := filepath.Join(t.TempDir(), "cms")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -107,7 +108,7 @@ func TestOutsideDRFDebugToolbar(t *testing.T) {
 	e2e.Require(t, "end-to-end test")
 	t.Parallel()
 	outside := outsidePython(t)
-	base := basePython(t)
+	base := testenv.BasePython(t)
 	dir := filepath.Join(t.TempDir(), "api")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)

@@ -16,8 +16,6 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import django
-
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -67,9 +65,6 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 if os.environ.get("WEBSITE_HOSTNAME"):  # set by App Service: <app>.azurewebsites.net
     ALLOWED_HOSTS.append(os.environ["WEBSITE_HOSTNAME"])
 CSRF_TRUSTED_ORIGINS = ["https://" + h for h in ALLOWED_HOSTS if h not in ("localhost", "127.0.0.1", "[::1]")]
-if django.VERSION < (4, 0):
-    # Django < 4.0 takes bare host names here.
-    CSRF_TRUSTED_ORIGINS = [o.split("://", 1)[1] for o in CSRF_TRUSTED_ORIGINS]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -131,14 +126,10 @@ USE_TZ = True
 # names at run time.
 STATIC_URL = os.environ.get("STATIC_URL", "/static/")
 STATIC_ROOT = BASE_DIR / "staticfiles"
-_STATIC_STORAGE = "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"
-if django.VERSION >= (4, 2):
-    STORAGES = {
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-        "staticfiles": {"BACKEND": _STATIC_STORAGE},
-    }
-else:
-    STATICFILES_STORAGE = _STATIC_STORAGE
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+}
 
 MEDIA_URL = "/media/"
 MEDIA_ROOT = BASE_DIR / "media"
