@@ -202,7 +202,7 @@ func setupReleaseTo(ctx context.Context, env *Env, vals *settings.Values, projec
 		StartupCommand:   vals.String("startup-command"),
 		Workers:          vals.Int("workers"),
 		PythonVersion:    vals.String("python-version"),
-		FixSettings:      vals.Bool("fix-settings"),
+		FixSettings:      releaseFixesSettings(vals),
 		PreSwapCommand:   vals.String("pre-swap-command"),
 		PreSwapWhere:     vals.String("pre-swap-where"),
 		ProjectDir:       projectDir,
@@ -445,4 +445,15 @@ func printPlan(env *Env, p *release.PlanResult) {
 	if len(p.Skipped) > 0 {
 		fmt.Fprintf(w, "  skipped steps: %s\n", strings.Join(p.Skipped, ", "))
 	}
+}
+
+// releaseFixesSettings: a release writes the settings its package needs
+// (with STATIC_URL and the release id, in one write) unless fix-settings is
+// set to false. A swap moves production's previous settings into the slot,
+// so a release that only checked them failed every other time on a new
+// app. An explicit false keeps the check for settings managed elsewhere
+// (Bicep, Terraform): the release then fails naming what differs.
+func releaseFixesSettings(vals *settings.Values) bool {
+	v := vals.Get("fix-settings")
+	return v.Source == settings.FromDefault || vals.Bool("fix-settings")
 }

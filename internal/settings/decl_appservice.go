@@ -19,7 +19,7 @@ func init() {
 			Description: "how long deploy waits for the upload, a deployment already in progress, the build and the app's start before failing",
 			Commands:    deploy},
 		Setting{Name: "fix-settings", Kind: Bool, Group: "App Service",
-			Description: "set the app settings, Python version and startup command the package needs (one write each) instead of failing when they differ",
+			Description: "set the app settings, Python version and startup command the package needs (one write each) instead of failing when they differ; release does so unless this is false",
 			Commands:    deploy},
 		Setting{Name: "startup-command", Default: "auto", OneLine: true, Group: "App Service",
 			Description: "startup command: auto (gunicorn with uvicorn workers on the release's ASGI module, workers sized to the plan), keep (leave the site's), or a command",
