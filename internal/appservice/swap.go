@@ -67,6 +67,12 @@ type HealthCheck struct {
 	Statuses      StatusSet     // nil: DefaultStatuses
 	Timeout       time.Duration // bounds the whole probe (0: 5m)
 	ExpectRelease string        // if set, the body or X-Release-Id must contain it
+	// MaxServerErrors ends the probe early, failed, after that many server
+	// errors (5xx) or refused connections in a row (0: only Timeout ends
+	// it). After a swap a production that answers errors is swapped back
+	// in seconds instead of serving them for the whole verify timeout;
+	// Timeout still bounds a slow start that answers nothing yet.
+	MaxServerErrors int
 }
 
 // ProbeResult is the outcome of a warm-up or verification.
@@ -75,6 +81,9 @@ type ProbeResult struct {
 	Status   int     `json:"status"`
 	Attempts int     `json:"attempts"`
 	Seconds  float64 `json:"seconds"`
+	// ServerErrors is the run of server errors (5xx or refused
+	// connections) that ended a probe early (see MaxServerErrors).
+	ServerErrors int `json:"server_errors,omitempty"`
 }
 
 // HealthPath returns the path to probe on t: override, else the site's
@@ -160,6 +169,7 @@ func (c *Client) probe(ctx context.Context, t Target, hc HealthCheck, what strin
 	c.log.Infof("%s: requesting %s (up to %s)", what, u, hc.Timeout)
 	wait := c.PollInterval
 	var last probeFailure
+	run := 0 // server errors in a row
 	for {
 		res.Attempts++
 		f, ok := c.probeOnce(tctx, &hcl, u, hc)
@@ -168,6 +178,20 @@ func (c *Client) probe(ctx context.Context, t Target, hc HealthCheck, what strin
 			res.Seconds = time.Since(start).Seconds()
 			c.log.Infof("%s: %s answered %d after %d attempt(s)", what, u, f.status, res.Attempts)
 			return res, nil
+		}
+		if f.serverError() {
+			run++
+		} else {
+			run = 0
+		}
+		if hc.MaxServerErrors > 0 && run >= hc.MaxServerErrors {
+			res.Seconds = time.Since(start).Seconds()
+			res.ServerErrors = run
+			msg := fmt.Sprintf("%s of %s failed: %s answered %d server errors in a row (last: %s)", what, t, u, run, f.short())
+			if f.body != "" {
+				msg += "; body: " + f.body
+			}
+			return res, problem.Failf("check the app's log (az webapp log tail) for the error; swap-back-after sets how many errors in a row end the wait", "%s", msg)
 		}
 		// Keep the last real answer rather than the timeout that ended the
 		// final attempt.
@@ -198,6 +222,16 @@ func (c *Client) probe(ctx context.Context, t Target, hc HealthCheck, what strin
 		}
 	}
 	return res, problem.Failf(fix, "%s", msg)
+}
+
+// serverError: the app failed the request (5xx), or nothing listens
+// (connection refused), as opposed to an app still starting or answering
+// something else.
+func (f probeFailure) serverError() bool {
+	if f.status >= 500 && f.status <= 599 {
+		return true
+	}
+	return f.err != nil && strings.Contains(f.err.Error(), "connection refused")
 }
 
 func (f probeFailure) short() string {
@@ -425,8 +459,11 @@ type SwapReport struct {
 	Verify     *ProbeResult `json:"verify,omitempty"`
 	Verified   bool         `json:"verified"`
 	RolledBack bool         `json:"rolled_back"`
-	Previewed  bool         `json:"previewed,omitempty"`
-	Cancelled  bool         `json:"cancelled,omitempty"`
+	// FailureSeconds is how long production served the failed release:
+	// from the swap to the end of the swap back.
+	FailureSeconds float64 `json:"failure_seconds,omitempty"`
+	Previewed      bool    `json:"previewed,omitempty"`
+	Cancelled      bool    `json:"cancelled,omitempty"`
 }
 
 // RunSwap runs an action of the swap command. For swap and complete: the
@@ -491,6 +528,7 @@ func (c *Client) runWarmUp(ctx context.Context, p SwapPlan, rep *SwapReport, tar
 
 func (c *Client) verifyOrSwapBack(ctx context.Context, p SwapPlan, rep *SwapReport, targetT Target) (*SwapReport, error) {
 	rep.Swapped = true
+	swapped := time.Now()
 	v, verr := c.Verify(ctx, targetT, p.Verify)
 	rep.Verify = v
 	if verr == nil {
@@ -511,10 +549,11 @@ func (c *Client) verifyOrSwapBack(ctx context.Context, p SwapPlan, rep *SwapRepo
 			"%s failed verification after the swap AND swapping back failed", targetT)
 	}
 	rep.RolledBack = true
+	rep.FailureSeconds = time.Since(swapped).Seconds()
 	var pe *problem.Error
 	fix := "fix the release and run again"
 	if errors.As(verr, &pe) && pe.Fix != "" {
 		fix = pe.Fix
 	}
-	return rep, problem.Wrap(verr, fix, "%s failed verification after the swap; swapped back, it serves the previous release again", targetT)
+	return rep, problem.Wrap(verr, fix, "%s failed verification after the swap; swapped back after %s, it serves the previous release again", targetT, time.Duration(rep.FailureSeconds*float64(time.Second)).Round(100*time.Millisecond))
 }

@@ -50,6 +50,6 @@ func healthChecks(vals *settings.Values) (warm, verify appservice.HealthCheck, e
 		return warm, verify, err
 	}
 	warm = appservice.HealthCheck{Path: vals.String("health-path"), Statuses: statuses, Timeout: vals.Duration("warmup-timeout")}
-	verify = appservice.HealthCheck{Path: vals.String("health-path"), Statuses: statuses, Timeout: vals.Duration("verify-timeout"), ExpectRelease: vals.String("expect-release")}
+	verify = appservice.HealthCheck{Path: vals.String("health-path"), Statuses: statuses, Timeout: vals.Duration("verify-timeout"), ExpectRelease: vals.String("expect-release"), MaxServerErrors: vals.Int("swap-back-after")}
 	return warm, verify, nil
 }

@@ -19,7 +19,7 @@ func init() { register(7, newPreviewCmd) }
 // never swaps, purges, prunes or runs the pre-swap command, and its slot is
 // always pr-<number>.
 var notForPreview = map[string]bool{
-	"slot": true, "swap-timeout": true, "verify-timeout": true, "no-rollback": true,
+	"slot": true, "swap-timeout": true, "verify-timeout": true, "no-rollback": true, "swap-back-after": true,
 	"pre-swap-command": true, "pre-swap-where": true, "check-release": true,
 	"domain": true, "purge-max-requests": true, "purge-timeout": true,
 	"static-keep": true, "static-grace": true, "skip": true,

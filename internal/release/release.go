@@ -881,6 +881,9 @@ func (r *runner) swap(ctx context.Context) (string, error) {
 	// Swapped and not swapped back (verified, --no-rollback, or the swap
 	// back failed): production serves this release, whatever comes next.
 	r.out.Live = rep != nil && rep.Swapped && !rep.RolledBack
+	if rep != nil && rep.RolledBack {
+		r.out.ProductionFailureSeconds = rep.FailureSeconds
+	}
 	if err != nil {
 		if rep != nil && rep.RolledBack && !strings.Contains(err.Error(), "swapped back") {
 			return "", fmt.Errorf("%w (swapped back: production serves the previous release)", err)

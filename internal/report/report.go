@@ -58,6 +58,9 @@ type Release struct {
 	// Live is set once production serves this release (its swap, in this
 	// run or an earlier one, is done): a later failure leaves it live.
 	Live bool `json:"live"`
+	// ProductionFailureSeconds is how long production served this release
+	// after a swap that was then swapped back (0 when none was).
+	ProductionFailureSeconds float64 `json:"production_failure_seconds,omitempty"`
 
 	StaticUploaded int   `json:"static_uploaded"`
 	StaticSkipped  int   `json:"static_skipped"`
