@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -201,7 +202,8 @@ func TestJSONEmulator(t *testing.T) {
 	py := e2e.Require(t, "the emulator with --json")
 	schema := cli.CompileSchema(t)
 	cmd := exec.Command(e2e.Binary(t), "emulator", "--json", "--no-azurite", "--python", py)
-	var stderr bytes.Buffer
+	// The emulator writes stderr while the test reads it: a locked buffer.
+	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -238,6 +240,24 @@ func TestJSONEmulator(t *testing.T) {
 	if strings.TrimSpace(rest) != "" {
 		t.Errorf("stdout has more than the one envelope: %q", rest)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and one reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // checkEnvelope validates stdout against the schema and checks the exit
