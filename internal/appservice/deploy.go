@@ -590,3 +590,52 @@ func (c *Client) printFailure(de *DeployError) {
 		}
 	}
 }
+
+// ActiveDeployment is the id of the deployment Kudu says t runs now (the
+// one marked active in /api/deployments), "" when none is. A release
+// establishes what a slot runs from this, not from an app setting that
+// anyone's deploy leaves in place.
+func (c *Client) ActiveDeployment(ctx context.Context, t Target) (string, error) {
+	site, err := c.GetSite(ctx, t)
+	if err != nil {
+		return "", err
+	}
+	scm, err := hostURL("SCM (Kudu)", site.SCMHost)
+	if err != nil {
+		return "", err
+	}
+	pl, err := c.kuduPipeline(scm)
+	if err != nil {
+		return "", err
+	}
+	req, err := runtime.NewRequest(ctx, http.MethodGet, scm+"/api/deployments")
+	if err != nil {
+		return "", err
+	}
+	req.Raw().Header.Set("Accept", "application/json")
+	resp, err := pl.Do(req)
+	if err != nil {
+		return "", problem.Wrap(err, "check the network path to the SCM site", "listing %s's deployments in Kudu", t)
+	}
+	body, err := runtime.Payload(resp)
+	resp.Body.Close()
+	if err != nil {
+		return "", fmt.Errorf("reading %s's deployments: %w", t, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", problem.Failf("look at the app's Deployment Center in the portal", "listing %s's deployments in Kudu: HTTP %d %s", t, resp.StatusCode, excerpt(body, 300))
+	}
+	var list []struct {
+		ID     string `json:"id"`
+		Active bool   `json:"active"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		return "", problem.Failf("look at the app's Deployment Center in the portal", "listing %s's deployments in Kudu: not a deployment list: %s", t, excerpt(body, 300))
+	}
+	for _, d := range list {
+		if d.Active {
+			return d.ID, nil
+		}
+	}
+	return "", nil
+}

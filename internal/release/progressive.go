@@ -98,6 +98,9 @@ func (r *runner) canary(ctx context.Context) (string, error) {
 	p := r.opt.Progressive
 	t, prod := r.opt.Target, r.production()
 	spec := appservice.SwapSpec{Target: t, Timeout: r.opt.SwapTimeout}
+	if err := r.slotRunsThisRelease(ctx); err != nil {
+		return "", err
+	}
 	if err := r.deps.App.PreviewSwap(ctx, spec); err != nil {
 		return "", err
 	}

@@ -696,8 +696,18 @@ func (r *runner) preSwapCI(ctx context.Context) (string, error) {
 
 func (r *runner) deploy(ctx context.Context, live liveState) (string, error) {
 	id := r.art.Manifest.ReleaseID
-	if live.slot == id && !r.st.Done[StepDeploy].IsZero() {
-		return "", skipf("slot %s already runs release %s", r.opt.Target.Slot, id)
+	if live.slot == id && !r.st.Done[StepDeploy].IsZero() && r.st.Deployment != "" {
+		// The label says so and an earlier run deployed it: skip only if
+		// Kudu's active deployment is still the one that run made. Anyone's
+		// deploy since (a preview, a person) leaves the label in place.
+		active, err := r.deps.App.ActiveDeployment(ctx, r.opt.Target)
+		if err != nil {
+			return "", err
+		}
+		if active == r.st.Deployment {
+			return "", skipf("slot %s already runs release %s (deployment %s)", r.opt.Target.Slot, id, active)
+		}
+		r.rep.Infof("slot %s is labelled release %s but runs deployment %s, not %s that deployed it: deploying again", r.opt.Target.Slot, id, orNone(active), r.st.Deployment)
 	}
 	rel, err := appservice.ReadRelease(r.art.ZipPath)
 	if err != nil {
@@ -865,6 +875,9 @@ func (r *runner) swapInRotation(ctx context.Context) error {
 }
 
 func (r *runner) swap(ctx context.Context) (string, error) {
+	if err := r.slotRunsThisRelease(ctx); err != nil {
+		return "", err
+	}
 	verify := r.opt.Verify
 	if r.opt.CheckRelease {
 		verify.ExpectRelease = r.art.Manifest.ReleaseID
@@ -1111,4 +1124,34 @@ func (r *runner) preSwapPath() (string, error) {
 		dirs = append(dirs, filepath.Join(r.art.Venv, "bin"))
 	}
 	return strings.Join(append(dirs, path), string(os.PathListSeparator)), nil
+}
+
+// slotRunsThisRelease re-reads, just before production changes, which
+// deployment the slot runs: a deploy to the slot after this release's own
+// (another pipeline, a person, a preview) must not be swapped into
+// production under this release's name, whatever app setting it left.
+func (r *runner) slotRunsThisRelease(ctx context.Context) error {
+	want := r.st.Deployment
+	if want == "" {
+		r.rep.Warnf("Kudu gave the deployment no id: cannot check that slot %s still runs release %s before the swap", r.opt.Target.Slot, r.art.Manifest.ReleaseID)
+		return nil
+	}
+	got, err := r.deps.App.ActiveDeployment(ctx, r.opt.Target)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return problem.Failf(fmt.Sprintf("find who deployed to the slot (az webapp log deployment list -g %s -n %s --slot %s), then run the release again: it deploys and swaps its own code",
+			r.opt.Target.ResourceGroup, r.opt.Target.App, r.opt.Target.Slot),
+			"slot %s runs deployment %s, not deployment %s that release %s made: something deployed to the slot since; nothing was swapped, production is unchanged",
+			r.opt.Target.Slot, orNone(got), want, r.art.Manifest.ReleaseID)
+	}
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
 }
