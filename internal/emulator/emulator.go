@@ -135,6 +135,9 @@ type Emulator struct {
 	ownsDir  bool
 	caFile   string
 	python   string
+
+	runtimeMu sync.Mutex
+	runtimes  map[string]string // Python X.Y -> interpreter (runtime.go)
 	token    string
 	// adminSecret guards /_emulator/ (admin.go); it is in the export block
 	// and nowhere else.

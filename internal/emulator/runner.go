@@ -138,6 +138,7 @@ func (e *Emulator) runDeployment(sl *slot, d *deployment, zipPath string) {
 	fault := sl.failNext
 	sl.failNext = NoFailure
 	settings := cloneMap(sl.settings)
+	version := sl.pythonVersion()
 	d.logf(0, "Updating submodules.")
 	d.logf(0, "Preparing deployment for commit id '%s'.", d.ID[:10])
 	e.mu.Unlock()
@@ -163,11 +164,15 @@ func (e *Emulator) runDeployment(sl *slot, d *deployment, zipPath string) {
 		msg, lines := "Oryx build failed (fault injected by the emulator)",
 			[]string{"ERROR: emulator fault: the build was made to fail (FailNextDeployment AtBuild)"}
 		if fault != AtBuild {
-			msg, lines = e.oryxBuild(context.Background(), e.python, dir, settings, func(typ int, format string, args ...any) {
-				e.mu.Lock()
-				defer e.mu.Unlock()
-				d.logf(typ, format, args...)
-			})
+			if py, err := e.runtimePython(version); err != nil {
+				msg, lines = "Oryx build failed: "+err.Error(), []string{err.Error()}
+			} else {
+				msg, lines = e.oryxBuild(context.Background(), py, dir, settings, func(typ int, format string, args ...any) {
+					e.mu.Lock()
+					defer e.mu.Unlock()
+					d.logf(typ, format, args...)
+				})
+			}
 		}
 		if msg != "" {
 			e.mu.Lock()
@@ -411,6 +416,7 @@ func (e *Emulator) startInstance(sl *slot, dir, release string, failRuntime bool
 	e.mu.Lock()
 	settings := cloneMap(sl.settings)
 	command := sl.appCommandLine()
+	version := sl.pythonVersion()
 	siteName, slotName, rg := sl.site.cfg.Name, sl.name, sl.site.cfg.ResourceGroup
 	e.mu.Unlock()
 
@@ -435,7 +441,10 @@ func (e *Emulator) startInstance(sl *slot, dir, release string, failRuntime bool
 		if err != nil {
 			return nil, err
 		}
-		py := e.python
+		py, err := e.runtimePython(version)
+		if err != nil {
+			return nil, err
+		}
 		if venvPy := filepath.Join(dir, antenv, "bin", "python"); fileExists(venvPy) {
 			py = venvPy // built by oryxBuild: the app imports what pip installed
 		}
