@@ -36,7 +36,7 @@ const (
 
 // Envelope is what every command prints on stdout with --json, on success
 // and on failure alike: one document whose shape does not depend on the
-// command. docs/json-output.schema.json describes it, with each command's
+// command. internal/cli/json-output.schema.json describes it, with each command's
 // result; arrays in it are never null.
 type Envelope struct {
 	SchemaVersion int            `json:"schemaVersion"`
@@ -95,7 +95,7 @@ func (e *Env) EmitNow(cmd *cobra.Command) error {
 // static and djdeploy ci, which only print their help) the same --json.
 func addJSONFlag(c *cobra.Command) {
 	if c.Runnable() && c.Flags().Lookup("json") == nil {
-		c.Flags().Bool("json", false, "print the result (or the error) as one JSON document on stdout; see docs/json-output.schema.json")
+		c.Flags().Bool("json", false, "print the result (or the error) as one JSON document on stdout; see internal/cli/json-output.schema.json")
 	}
 	for _, sub := range c.Commands() {
 		addJSONFlag(sub)

@@ -19,7 +19,7 @@ import (
 
 // TestJSONEveryCommand runs every command with --json against the emulator
 // and Azurite, successes and failures, and validates each document against
-// docs/json-output.schema.json with an independent validator: one shape,
+// internal/cli/json-output.schema.json with an independent validator: one shape,
 // outcome and error always present, arrays never null.
 func TestJSONEveryCommand(t *testing.T) {
 	py := e2e.Require(t, "every command with --json against the emulator")
@@ -268,7 +268,7 @@ func checkEnvelope(t *testing.T, schema *jsonschema.Schema, code int, stdout, st
 		t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, wantCode, stdout, stderr)
 	}
 	if err := cli.ValidateOutput(t, schema, stdout); err != nil {
-		t.Fatalf("stdout does not match docs/json-output.schema.json: %v\n%s", err, stdout)
+		t.Fatalf("stdout does not match internal/cli/json-output.schema.json: %v\n%s", err, stdout)
 	}
 	var env cli.Envelope
 	if err := json.Unmarshal([]byte(stdout), &env); err != nil {

@@ -16,7 +16,7 @@ import (
 )
 
 // resultTypes are the Go types of each command's --json result; the
-// schema (docs/json-output.schema.json) is generated from them, so it says
+// schema (internal/cli/json-output.schema.json) is generated from them, so it says
 // exactly what the commands print. A command with several kinds of result
 // (release, release --plan, a multi-region rollout) lists each.
 var resultTypes = map[string][]any{}
@@ -83,7 +83,7 @@ func Schema() ([]byte, error) {
 	}
 	s := map[string]any{
 		"$schema":              "https://json-schema.org/draft/2020-12/schema",
-		"$id":                  "https://github.com/djdeploy/djdeploy/docs/json-output.schema.json",
+		"$id":                  "https://github.com/djdeploy/djdeploy/internal/cli/json-output.schema.json",
 		"title":                "djdeploy --json output",
 		"description":          "Every djdeploy command given --json prints one document of this shape on stdout, whether it succeeds or fails (the exit code is the same as without --json). Arrays are never null. Generated from the Go types by 'make generate'.",
 		"type":                 "object",
