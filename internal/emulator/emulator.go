@@ -138,7 +138,7 @@ type Emulator struct {
 
 	runtimeMu sync.Mutex
 	runtimes  map[string]string // Python X.Y -> interpreter (runtime.go)
-	token    string
+	token     string
 	// adminSecret guards /_emulator/ (admin.go); it is in the export block
 	// and nowhere else.
 	adminSecret string
@@ -567,6 +567,11 @@ func findPython(p string) (string, error) {
 	lp, err := exec.LookPath(p)
 	if err != nil {
 		return "", fmt.Errorf("python %q not found: install Python 3.12 (App Service's default) or pass --python", p)
+	}
+	// Absolute: builds and apps run in their release folders, where a
+	// relative path such as .tools/py/bin/python means nothing.
+	if abs, err := filepath.Abs(lp); err == nil {
+		lp = abs
 	}
 	return lp, nil
 }
