@@ -107,7 +107,7 @@ func TestEnsureConfigFixesInOneWriteEach(t *testing.T) {
 	if patch["linuxFxVersion"] != "PYTHON|3.12" {
 		t.Errorf("linuxFxVersion = %v", patch["linuxFxVersion"])
 	}
-	wantCmd := "gunicorn --workers 5 --timeout 60 --access-logfile '-' --error-logfile '-' --bind=0.0.0.0:${PORT:-8000} -k uvicorn.workers.UvicornWorker mysite.asgi"
+	wantCmd := `DJDEPLOY_RELEASE_ID="$(cat DJDEPLOY_RELEASE 2>/dev/null || printf '%s' "$DJDEPLOY_RELEASE_ID")" ` + "gunicorn --workers 5 --timeout 60 --access-logfile '-' --error-logfile '-' --bind=0.0.0.0:${PORT:-8000} -k uvicorn.workers.UvicornWorker mysite.asgi"
 	if patch["appCommandLine"] != wantCmd {
 		t.Errorf("appCommandLine = %v", patch["appCommandLine"])
 	}
@@ -142,7 +142,7 @@ func TestEnsureConfigLocalModePythonPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := (*patches)[0]["appCommandLine"].(string)
-	if !strings.HasPrefix(got, "PYTHONPATH=.python_packages/lib/site-packages:$PYTHONPATH gunicorn --workers 9 ") {
+	if !strings.HasPrefix(got, "PYTHONPATH=.python_packages/lib/site-packages:$PYTHONPATH DJDEPLOY_RELEASE_ID=") || !strings.Contains(got, " gunicorn --workers 9 ") {
 		t.Errorf("appCommandLine = %q", got)
 	}
 }

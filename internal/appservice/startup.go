@@ -44,14 +44,25 @@ func WorkersForVCPUs(n int) int {
 // run from their own extracted folder, not /home/site/wwwroot) and no
 // --threads (it does nothing for uvicorn workers). pythonPath, when set,
 // is prepended to PYTHONPATH for packages vendored into the zip.
+//
+// It starts by exporting DJDEPLOY_RELEASE_ID from the package's own
+// DJDEPLOY_RELEASE file (every build writes its release id there), so the
+// id the app reports comes from the code that runs, not from an app setting
+// that a deploy of other code leaves behind; without the file (a package
+// djdeploy did not build) the app setting stands.
 func StartupCommand(asgiModule string, workers int, pythonPath string) string {
-	cmd := fmt.Sprintf("gunicorn --workers %d --timeout 60 --access-logfile '-' --error-logfile '-' --bind=0.0.0.0:${PORT:-8000} -k uvicorn.workers.UvicornWorker %s",
+	cmd := ReleaseIDFromPackage + " " + fmt.Sprintf("gunicorn --workers %d --timeout 60 --access-logfile '-' --error-logfile '-' --bind=0.0.0.0:${PORT:-8000} -k uvicorn.workers.UvicornWorker %s",
 		workers, asgiModule)
 	if pythonPath != "" {
 		cmd = "PYTHONPATH=" + pythonPath + ":$PYTHONPATH " + cmd
 	}
 	return cmd
 }
+
+// ReleaseIDFromPackage is the shell assignment that gives the app the
+// release id baked into its package (artifact.StampName), falling back to
+// the app setting. Commands run through /bin/sh, as App Service runs them.
+const ReleaseIDFromPackage = `DJDEPLOY_RELEASE_ID="$(cat DJDEPLOY_RELEASE 2>/dev/null || printf '%s' "$DJDEPLOY_RELEASE_ID")"`
 
 // PlanSKU reads the SKU name of the site's App Service plan.
 func (c *Client) PlanSKU(ctx context.Context, site *Site) (string, error) {

@@ -344,7 +344,9 @@ func Build(ctx context.Context, opt Options, rep progress.Reporter) (*Result, er
 
 	rep.Infof("zipping %d files", countFiles(ents))
 	zipPath := filepath.Join(out, ZipName)
-	zst, err := writeZipFile(ctx, zipPath, ents, opt.Zip, rep)
+	zo := opt.Zip
+	zo.Stamp = func(content string) []byte { return []byte(releaseID(content, static) + "\n") }
+	zst, err := writeZipFile(ctx, zipPath, ents, zo, rep)
 	if err != nil {
 		return nil, err
 	}
@@ -365,7 +367,9 @@ func Build(ctx context.Context, opt Options, rep progress.Reporter) (*Result, er
 		Checks:         checks,
 		Static:         static,
 	}
-	m.ReleaseID = releaseID(zst.SHA256, static)
+	// The id covers every byte of the zip but its own stamp, and every
+	// static file: the same sources give the same id, any change a new one.
+	m.ReleaseID = releaseID(zst.ContentSHA256, static)
 	manifestPath := filepath.Join(out, ManifestName)
 	if err := writeManifest(manifestPath, m); err != nil {
 		return nil, err

@@ -161,6 +161,15 @@ func TestBuildExampleApp(t *testing.T) {
 			t.Errorf("zip lacks %s", want)
 		}
 	}
+	// The release id is baked into the package (the app reads it from
+	// there) and covers every byte of the zip before that stamp.
+	if got := string(entries[StampName]); got != m.ReleaseID+"\n" {
+		t.Errorf("zip's %s = %q, want the release id %s", StampName, got, m.ReleaseID)
+	}
+	if idx := bytes.LastIndex(zipBytes, []byte("PK\x03\x04")); idx < 0 ||
+		releaseID(fmt.Sprintf("%x", sha256.Sum256(zipBytes[:idx])), m.Static) != m.ReleaseID {
+		t.Error("the release id is not derived from the zip's bytes before the stamp")
+	}
 	for name := range entries {
 		for _, bad := range []string{".git/", "__pycache__", ".pyc", ".venv", "node_modules", "db.sqlite3", "docs/notes.md", "staticfiles/stale.css", "staticfiles/admin/"} {
 			if strings.Contains(name, bad) {
@@ -386,6 +395,9 @@ func TestBuildBadInput(t *testing.T) {
 			writeFiles(t, p, map[string]string{"mysite/noasgi.py": "from mysite.settings import *\ndel ASGI_APPLICATION\n"})
 		}, opt: func(o *Options) { o.SettingsModule = "mysite.noasgi" },
 			exit: problem.ExitUsage, errHas: []string{"has no mysite/asgi.py", "could not start"}},
+		{name: "a project file where the release id goes", setup: func(t *testing.T, p string) {
+			writeFiles(t, p, map[string]string{StampName: "mine\n"})
+		}, exit: problem.ExitUsage, errHas: []string{"has a file DJDEPLOY_RELEASE at its root"}},
 		{name: "bad python version", opt: func(o *Options) { o.PythonVersion = "12" },
 			exit: problem.ExitUsage, errHas: []string{"python-version"}},
 		// A .djdeployignore that leaves the app out built a zip that could

@@ -61,6 +61,10 @@ func checkZipHasApp(ents []fileEntry, proj *Project) error {
 	for _, e := range ents {
 		have[e.Name] = true
 	}
+	if have[StampName] {
+		return problem.Usagef("rename the file, or add "+StampName+" to "+IgnoreFile,
+			"the project has a file %s at its root: djdeploy writes the release id there in the package", StampName)
+	}
 	mod := strings.ReplaceAll(proj.SettingsModule, ".", "/")
 	var missing []string
 	if !have["manage.py"] {

@@ -188,6 +188,10 @@ func writeManifest(file string, m *Manifest) error {
 
 // releaseID is the first 16 hex digits of sha256 over the zip's digest and
 // the static listing: the same source and static files give the same id.
+// IsReleaseID says whether s has the form of a release id (16 lowercase
+// hex digits), as every build writes it.
+func IsReleaseID(s string) bool { return releaseIDRe.MatchString(s) }
+
 func releaseID(zipSHA256 string, static []StaticFile) string {
 	h := sha256.New()
 	h.Write([]byte("djdeploy release v1\nzip " + zipSHA256 + "\n"))

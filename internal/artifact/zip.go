@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"io"
 	"os"
@@ -38,7 +39,19 @@ type ZipOptions struct {
 	// SpillSize is the size above which a file is streamed to a temporary
 	// file instead of held in memory (default 512 KiB).
 	SpillSize int64
+	// Stamp, when set, is called once every entry is written with the
+	// SHA-256 of the zip's bytes so far (ContentSHA256) and returns the
+	// body of one last stored entry, StampName: the build puts the release
+	// id there, which is derived from that digest and so cannot be inside
+	// it.
+	Stamp func(contentSHA256 string) []byte
 }
+
+// StampName is the file at the root of every build's zip that holds its
+// release id: the app (and the auto startup command, which exports it as
+// DJDEPLOY_RELEASE_ID) reads from the code itself which release it is, so
+// a health answer proves what runs, whatever app setting a slot carries.
+const StampName = "DJDEPLOY_RELEASE"
 
 // DOSEpoch is the earliest time a zip entry can carry.
 var DOSEpoch = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -68,6 +81,9 @@ type ZipStats struct {
 	Size  int64 // bytes of the zip
 	// SHA256 is the hex digest of the zip's bytes.
 	SHA256 string
+	// ContentSHA256 is the digest of the zip's bytes before the stamp
+	// (ZipOptions.Stamp); without a stamp it is SHA256.
+	ContentSHA256 string
 }
 
 // ZipDir zips a folder the way a build zips a project (default excludes,
@@ -266,6 +282,11 @@ func writeZip(ctx context.Context, w io.Writer, ents []fileEntry, opt ZipOptions
 		files++
 		rep.Count("zip", files, total)
 	}
+	if opt.Stamp != nil {
+		if err := writeStamp(zw, bw, hash, &st, opt, dosDate, dosTime); err != nil {
+			return st, err
+		}
+	}
 	if err := zw.Close(); err != nil {
 		return st, fmt.Errorf("writing zip: %w", err)
 	}
@@ -274,7 +295,40 @@ func writeZip(ctx context.Context, w io.Writer, ents []fileEntry, opt ZipOptions
 	}
 	st.Size = cw.n
 	st.SHA256 = hex.EncodeToString(hash.Sum(nil))
+	if st.ContentSHA256 == "" {
+		st.ContentSHA256 = st.SHA256
+	}
 	return st, nil
+}
+
+// writeStamp adds the StampName entry, stored, after every other: its
+// body is computed from the digest of what precedes it.
+func writeStamp(zw *zip.Writer, bw *bufio.Writer, h hash.Hash, st *ZipStats, opt ZipOptions, dosDate, dosTime uint16) error {
+	// zip.Writer buffers nothing of its own between entries: after the
+	// flush the hash has seen every byte written so far.
+	if err := zw.Flush(); err != nil {
+		return fmt.Errorf("writing zip: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("writing zip: %w", err)
+	}
+	st.ContentSHA256 = hex.EncodeToString(h.Sum(nil))
+	body := opt.Stamp(st.ContentSHA256)
+	fh := &zip.FileHeader{Name: StampName, Method: zip.Store, ModifiedDate: dosDate, ModifiedTime: dosTime,
+		CRC32: crc32.ChecksumIEEE(body), UncompressedSize64: uint64(len(body)), CompressedSize64: uint64(len(body))}
+	fh.SetMode(0o644)
+	fh.CreatorVersion = 3<<8 | 20
+	fh.ReaderVersion = 20
+	w, err := zw.CreateRaw(fh)
+	if err != nil {
+		return fmt.Errorf("writing zip: %w", err)
+	}
+	if _, err := w.Write(body); err != nil {
+		return fmt.Errorf("writing zip: %w", err)
+	}
+	st.Files++
+	st.Bytes += int64(len(body))
+	return nil
 }
 
 // msDosTime encodes t (UTC) as a zip entry's MS-DOS date and time.

@@ -349,6 +349,9 @@ func runForCI(ctx context.Context, env *Env, vals *settings.Values, rep progress
 	if command == "preview" {
 		return runPreview(ctx, env, vals, projectDir, rep, vals.Bool("preview-delete"))
 	}
+	if command == "rollback" {
+		return rollbackWith(ctx, env, vals, projectDir, strings.TrimSpace(vals.String("rollback-to")))
+	}
 	started := time.Now()
 	args := []string{command}
 	if command == "static" {

@@ -204,6 +204,13 @@ func (e *Emulator) runSwap(op *operation, src, dst *slot) {
 		for _, k := range []string{"appCommandLine", "linuxFxVersion"} {
 			src.config[k], dst.config[k] = dst.config[k], src.config[k]
 		}
+		// Kudu keeps its deployment history in the site's content
+		// (/home/site/deployments), which the swap exchanges: each slot's
+		// active deployment is the one that put its new content there.
+		// (A swap never starts while either slot deploys.)
+		if src.busy == nil && dst.busy == nil {
+			src.deployments, dst.deployments = dst.deployments, src.deployments
+		}
 		now := time.Now().UTC()
 		st := &slotSwapStatus{TimestampUtc: now.Format(time.RFC3339Nano), SourceSlotName: src.name, DestinationSlotName: dst.name}
 		src.lastSwap, dst.lastSwap = st, st

@@ -173,6 +173,10 @@ type Options struct {
 	// change production's database), no swap, purge or prune, and no
 	// resume state (it belongs to the releases of the release slot).
 	Preview bool
+
+	// RollbackFrom, set by Rollback, makes the run a rollback from that
+	// release (the one production ran): the report and the ledger say so.
+	RollbackFrom string
 }
 
 // state is what a release keeps in the container between runs.
@@ -220,6 +224,9 @@ func Run(ctx context.Context, deps Deps, opt Options, rep progress.Reporter) (*r
 	if opt.Progressive.Strategy == StrategyCanary {
 		r.out.Strategy = StrategyCanary
 	}
+	if opt.RollbackFrom != "" {
+		r.out.Kind, r.out.From = "rollback", opt.RollbackFrom
+	}
 	var err error
 	if opt.Preview != appservice.IsPreviewSlot(opt.Target.Slot) {
 		// Releases never touch pull requests' slots, previews never the
@@ -248,11 +255,15 @@ func Run(ctx context.Context, deps Deps, opt Options, rep progress.Reporter) (*r
 	}
 	if r.out.ReleaseID != "" {
 		event := "release"
+		if opt.RollbackFrom != "" {
+			event = "rollback"
+		}
 		if err != nil {
-			event = "release failed"
+			event += " failed"
 		}
 		r.annotate(context.WithoutCancel(ctx), event, nil)
 	}
+	r.record(context.WithoutCancel(ctx))
 	return r.out, err
 }
 
@@ -412,6 +423,9 @@ func (r *runner) run(ctx context.Context) error {
 			}
 		}
 	}
+	// Production runs the release: keep its package for rollbacks (a
+	// re-run after a kill keeps it too, if the first run did not).
+	r.retain(ctx)
 	if err := r.do(ctx, StepStaticFinish, r.finishStatic); err != nil {
 		return err
 	}

@@ -77,6 +77,11 @@ type Release struct {
 	// Gates are the traffic gates it (and a post-swap watch) judged.
 	Strategy string `json:"strategy,omitempty"`
 	Gates    []Gate `json:"gates,omitempty"`
+
+	// Kind is "rollback" for `djdeploy rollback` ("" for a release); From
+	// is then the release production ran before it.
+	Kind string `json:"kind,omitempty"`
+	From string `json:"from_release,omitempty"`
 }
 
 // Gate is one judged window of traffic: a canary step or a post-swap watch.

@@ -8,8 +8,10 @@ package settings
 func init() {
 	Register(
 		Setting{Name: "command", Group: "CI", Default: "release", CIOnly: true,
-			Enum:        []string{"release", "build", "static", "deploy", "swap", "purge", "doctor", "preview"},
-			Description: "what the step runs: the whole release, one of its parts (build, static, deploy, swap, purge), doctor, or preview (a pull request on its own slot, pr-<number>)"},
+			Enum:        []string{"release", "build", "static", "deploy", "swap", "purge", "doctor", "preview", "rollback"},
+			Description: "what the step runs: the whole release, one of its parts (build, static, deploy, swap, purge), doctor, preview (a pull request on its own slot, pr-<number>), or rollback (production back to the previous release, or rollback-to)"},
+		Setting{Name: "rollback-to", Group: "CI", CIOnly: true,
+			Description: "with command rollback: the release id to put back (as 'djdeploy releases' lists it); default: the release production ran before the current one"},
 		Setting{Name: "static-source", Group: "CI", CIOnly: true,
 			Description: "folder of collected static files that command: static uploads; default: static/ of the artifact folder, else of out"},
 		Setting{Name: "pr-comment", Group: "CI", Kind: Bool, Default: "false", CIOnly: true,

@@ -10,6 +10,7 @@ package settings
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -209,6 +210,24 @@ func ForCommand(cmd string) []Setting {
 			}
 			continue
 		}
+		if cmd == "rollback" {
+			// A rollback is a release of a kept package: no build, no
+			// pre-swap command (the old code would migrate nothing back),
+			// no canary or multi-region rollout, no artifact folder.
+			if !s.NotRelease && (s.Group != "Build" || s.Name == "project") && !notRollback[s.Name] && s.Group != "Progressive delivery" && s.Group != "Doctor" {
+				out = append(out, s)
+			}
+			continue
+		}
+		if cmd == "status" || cmd == "releases" {
+			// They read: the app's slots (ARM, Kudu) and the state
+			// container (history, ledger).
+			if (s.Group == "Azure" || s.Group == "Static files") && (slices.Contains(s.Commands, "swap") || slices.Contains(s.Commands, "static")) ||
+				s.Name == "resource-group" || s.Name == "app" || s.Name == "slot" || s.Name == "project" {
+				out = append(out, s)
+			}
+			continue
+		}
 		for _, c := range s.Commands {
 			if c == cmd || strings.HasPrefix(cmd, c+" ") {
 				out = append(out, s)
@@ -218,6 +237,9 @@ func ForCommand(cmd string) []Setting {
 	}
 	return out
 }
+
+// notRollback are release settings a rollback has no use for.
+var notRollback = map[string]bool{"artifact": true, "pre-swap-command": true, "pre-swap-where": true}
 
 var groupOrder = []string{"Azure", "App Service", "Build", "Static files", "CDN", "Release", "Progressive delivery", "Doctor", "CI"}
 

@@ -8,9 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/djdeploy/djdeploy/internal/problem"
@@ -18,6 +15,11 @@ import (
 )
 
 const productionName = "production.json"
+
+// ArtifactsDir holds, under .djdeploy/ in the state container, the
+// packages of releases that reached production (artifacts/<id>/app.zip,
+// release.json, static.zip), so a rollback needs no build folder.
+const ArtifactsDir = "artifacts/"
 
 // ProductionHistory is .djdeploy/production.json: the releases that reached
 // production, oldest first. Only MarkProduction writes it, after a
@@ -53,35 +55,25 @@ func (c *Client) MarkProduction(ctx context.Context, releaseID string) error {
 		return problem.Failf("run 'djdeploy static sync' for this release first",
 			"release %s has no manifest in container %s, so its static files were never synced there", releaseID, c.name)
 	}
-	for attempt := 0; ; attempt++ {
-		var h ProductionHistory
-		etag, _, err := c.Store().get(ctx, productionName, &h)
-		if err != nil {
-			return err
-		}
+	err = UpdateJSON(ctx, c.Store(), productionName, func(h *ProductionHistory) error {
 		if n := len(h.Releases); n > 0 && h.Releases[n-1].ReleaseID == releaseID {
-			return nil // already the live release
+			return errAlreadyLive
 		}
 		h.Schema = 1
 		h.Releases = append(h.Releases, ProductionEntry{ReleaseID: releaseID, At: time.Now().UTC()})
 		if len(h.Releases) > maxHistory {
 			h.Releases = h.Releases[len(h.Releases)-maxHistory:]
 		}
-		cond := &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{}}
-		if etag != "" {
-			cond.ModifiedAccessConditions.IfMatch = to.Ptr(etag)
-		} else {
-			cond.ModifiedAccessConditions.IfNoneMatch = to.Ptr(azcore.ETagAny)
-		}
-		_, err = c.Store().put(ctx, productionName, h, cond)
-		if err == nil {
-			return nil
-		}
-		if !bloberror.HasCode(err, bloberror.ConditionNotMet, bloberror.BlobAlreadyExists) || attempt >= 5 {
-			return c.explain(err, "recording the production release")
-		}
+		return nil
+	})
+	if errors.Is(err, errAlreadyLive) {
+		return nil
 	}
+	return err
 }
+
+// errAlreadyLive stops MarkProduction's update: nothing to write.
+var errAlreadyLive = errors.New("already the live release")
 
 // History returns the production history, oldest first.
 func (c *Client) History(ctx context.Context) ([]ProductionEntry, error) {
@@ -119,6 +111,8 @@ type PruneResult struct {
 	Protected map[string]string `json:"protected"`
 	// PrunedReleases had their manifests deleted.
 	PrunedReleases []string `json:"pruned_releases"`
+	// PrunedArtifacts had their kept packages (for rollbacks) deleted.
+	PrunedArtifacts []string `json:"pruned_artifacts"`
 	Deleted        int      `json:"deleted"`
 	DeletedBytes   int64    `json:"deleted_bytes"`
 	Kept           int      `json:"kept"`
@@ -156,7 +150,7 @@ func (c *Client) Prune(ctx context.Context, opts PruneOptions, rep progress.Repo
 	if err != nil {
 		return nil, err
 	}
-	res := &PruneResult{DryRun: opts.DryRun, Protected: map[string]string{}, Paths: []string{}, PrunedReleases: []string{}}
+	res := &PruneResult{DryRun: opts.DryRun, Protected: map[string]string{}, Paths: []string{}, PrunedReleases: []string{}, PrunedArtifacts: []string{}}
 	if !exists {
 		return res, nil
 	}
@@ -225,6 +219,25 @@ func (c *Client) Prune(ctx context.Context, opts PruneOptions, rep progress.Repo
 		manifests = append(manifests, id)
 	}
 	sort.Strings(manifests)
+	// Packages kept for rollbacks (artifacts/<id>/...) go with their
+	// release: a release prune no longer protects cannot be rolled back to.
+	artifactsDir := c.legacyMetaName(ArtifactsDir)
+	var artifacts []string
+	for name := range state {
+		rest, ok := strings.CutPrefix(name, artifactsDir)
+		if !ok {
+			continue
+		}
+		id, _, _ := strings.Cut(rest, "/")
+		if _, ok := res.Protected[id]; !ok {
+			artifacts = append(artifacts, c.metaName(ArtifactsDir+rest))
+			if !slices.Contains(res.PrunedArtifacts, id) {
+				res.PrunedArtifacts = append(res.PrunedArtifacts, id)
+			}
+		}
+	}
+	sort.Strings(artifacts)
+	sort.Strings(res.PrunedArtifacts)
 
 	// Every protected release must have a manifest: without one, there is
 	// no telling which files it needs, and deleting would be a guess.
@@ -261,7 +274,7 @@ func (c *Client) Prune(ctx context.Context, opts PruneOptions, rep progress.Repo
 	res.Paths = doomed
 	res.Deleted = len(doomed)
 	res.PrunedReleases = manifests
-	if opts.DryRun || (len(doomed) == 0 && len(manifests) == 0) {
+	if opts.DryRun || (len(doomed) == 0 && len(manifests) == 0 && len(artifacts) == 0) {
 		return res, nil
 	}
 	rep.Infof("pruning %d files and %d release manifests from %s", len(doomed), len(manifests), c.name)
@@ -270,7 +283,7 @@ func (c *Client) Prune(ctx context.Context, opts PruneOptions, rep progress.Repo
 	}
 	// Manifests go last: if the run dies before, the next prune finds the
 	// same releases and finishes the job.
-	var names []string
+	names := artifacts
 	for _, id := range manifests {
 		names = append(names, c.metaName("releases/"+id+".json"))
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -124,4 +125,109 @@ func (s *Store) get(ctx context.Context, name string, v any) (azcore.ETag, bool,
 		etag = *resp.ETag
 	}
 	return etag, true, nil
+}
+
+// UpdateJSON reads name into a fresh T, lets fn change it, and writes it
+// back on the condition that nobody wrote it meanwhile (ETag), retrying a
+// lost race a few times: the release ledger and the production history
+// take concurrent writers this way.
+func UpdateJSON[T any](ctx context.Context, s *Store, name string, fn func(v *T) error) error {
+	if err := checkStoreName(name); err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		var v T
+		etag, _, err := s.get(ctx, name, &v)
+		if err != nil {
+			return err
+		}
+		if err := fn(&v); err != nil {
+			return err
+		}
+		cond := &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{}}
+		if etag != "" {
+			cond.ModifiedAccessConditions.IfMatch = to.Ptr(etag)
+		} else {
+			cond.ModifiedAccessConditions.IfNoneMatch = to.Ptr(azcore.ETagAny)
+		}
+		_, err = s.put(ctx, name, v, cond)
+		if err == nil {
+			return nil
+		}
+		if !bloberror.HasCode(err, bloberror.ConditionNotMet, bloberror.BlobAlreadyExists) || attempt >= 5 {
+			return s.c.explain(err, "writing "+MetaDir+name)
+		}
+	}
+}
+
+// PutFile uploads the file at path as name (e.g. "artifacts/<id>/app.zip"):
+// releases keep their packages beside the ledger for rollbacks.
+func (s *Store) PutFile(ctx context.Context, name, path string) error {
+	if err := checkStoreName(name); err != nil {
+		return err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", path, err)
+	}
+	defer f.Close()
+	upload := func() error {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		_, err := s.c.state.NewBlockBlobClient(s.c.metaName(name)).UploadFile(ctx, f, &blockblob.UploadFileOptions{
+			HTTPHeaders: &blob.HTTPHeaders{BlobContentType: to.Ptr("application/octet-stream")},
+			Concurrency: 4,
+		})
+		return err
+	}
+	err = upload()
+	if bloberror.HasCode(err, bloberror.ContainerNotFound) {
+		if err := s.c.createStateContainer(ctx); err != nil {
+			return err
+		}
+		err = upload()
+	}
+	if err != nil {
+		return s.c.explain(err, "writing "+MetaDir+name)
+	}
+	return nil
+}
+
+// GetFile downloads name to path. found is false (and err nil) when name
+// does not exist.
+func (s *Store) GetFile(ctx context.Context, name, path string) (found bool, err error) {
+	if err := checkStoreName(name); err != nil {
+		return false, err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return false, fmt.Errorf("creating %s: %w", path, err)
+	}
+	defer f.Close()
+	_, err = s.c.state.NewBlobClient(s.c.metaName(name)).DownloadFile(ctx, f, &blob.DownloadFileOptions{Concurrency: 4})
+	if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
+		f.Close()
+		os.Remove(path)
+		return false, nil
+	}
+	if err != nil {
+		return false, s.c.explain(err, "reading "+MetaDir+name)
+	}
+	return true, f.Close()
+}
+
+// Exists says whether name is stored.
+func (s *Store) Exists(ctx context.Context, name string) (bool, error) {
+	if err := checkStoreName(name); err != nil {
+		return false, err
+	}
+	_, err := s.c.state.NewBlobClient(s.c.metaName(name)).GetProperties(ctx, nil)
+	if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, s.c.explain(err, "reading "+MetaDir+name)
+	}
+	return true, nil
 }
