@@ -113,10 +113,10 @@ type PruneResult struct {
 	PrunedReleases []string `json:"pruned_releases"`
 	// PrunedArtifacts had their kept packages (for rollbacks) deleted.
 	PrunedArtifacts []string `json:"pruned_artifacts"`
-	Deleted        int      `json:"deleted"`
-	DeletedBytes   int64    `json:"deleted_bytes"`
-	Kept           int      `json:"kept"`
-	Paths          []string `json:"paths"` // deleted blob names
+	Deleted         int      `json:"deleted"`
+	DeletedBytes    int64    `json:"deleted_bytes"`
+	Kept            int      `json:"kept"`
+	Paths           []string `json:"paths"` // deleted blob names
 }
 
 // Prune deletes files that no protected release references and that are
