@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/djdeploy/djdeploy/internal/problem"
@@ -65,6 +66,9 @@ type commandFactory struct {
 
 var factories []commandFactory
 
+// orderCommands sorts factories and turns cobra's sorting off, once.
+var orderCommands sync.Once
+
 // register adds a top-level command; order sorts them in --help.
 func register(order int, f func(env *Env) *cobra.Command) {
 	factories = append(factories, commandFactory{order, f})
@@ -98,9 +102,13 @@ Exit codes: 0 success, 1 failure, 2 bad input (flags, settings, paths).`,
 	root.SetVersionTemplate("djdeploy {{.Version}}\n")
 	root.SetFlagErrorFunc(flagError)
 
-	// Commands appear in release order, not alphabetically.
-	cobra.EnableCommandSorting = false
-	sort.SliceStable(factories, func(i, j int) bool { return factories[i].order < factories[j].order })
+	// Commands appear in release order, not alphabetically. Both are
+	// process-wide: set once, as tests run several roots at a time (the
+	// race detector caught two parallel tests writing them).
+	orderCommands.Do(func() {
+		cobra.EnableCommandSorting = false
+		sort.SliceStable(factories, func(i, j int) bool { return factories[i].order < factories[j].order })
+	})
 	for _, f := range factories {
 		root.AddCommand(f.make(env))
 	}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/djdeploy/djdeploy/internal/e2e"
 	"github.com/djdeploy/djdeploy/internal/emulator"
+	"github.com/djdeploy/djdeploy/internal/release"
 	"github.com/djdeploy/djdeploy/internal/report"
 )
 
@@ -355,6 +356,16 @@ func TestCanaryReleases(t *testing.T) {
 		cmd.Wait()
 		if !killed {
 			t.Fatalf("the canary never reached 25%%:\n%s", stderr.String())
+		}
+		// status shows the canary the dead runner left: 25% of visitors on
+		// the slot, the gate passed at 5% (issue 16).
+		sr := e2e.Main(ctx, base, "status", "--json")
+		var st release.Status
+		if ok, err := e2e.DecodeResult(sr.Stdout, &st); sr.Code != 0 || !ok || err != nil {
+			t.Fatalf("status mid-canary: %v\n%s", err, sr)
+		}
+		if st.Canary == nil || st.Canary.Slot != "staging" || st.Canary.Percent != 25 || st.Canary.PassedPercent != 5 {
+			t.Errorf("status mid-canary: canary %+v, slots %+v", st.Canary, st.Slots)
 		}
 		// The dead runner's lock lease lapses within a minute; the re-run
 		// waits for it, then resumes after 5%.
