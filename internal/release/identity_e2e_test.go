@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/djdeploy/djdeploy/internal/artifact"
 	"github.com/djdeploy/djdeploy/internal/e2e"
 	"github.com/djdeploy/djdeploy/internal/emulator"
 )
@@ -89,6 +90,16 @@ func TestReleaseIdentityByContent(t *testing.T) {
 		h.emu.Faults().Clear()
 		// Someone deploys other code to the slot; the label stays.
 		kuduDeploy(t, h, other)
+		// The slot's app reports the release id baked into the package it
+		// runs, not the label: what --check-release relies on.
+		m, err := artifact.ReadManifest(filepath.Join(filepath.Dir(other), artifact.ManifestName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var health struct{ Release string }
+		if _, _, body := h.get(t, h.emu.SlotURL(app, slot)+"/healthz"); json.Unmarshal([]byte(body), &health) != nil || health.Release != m.ReleaseID {
+			t.Errorf("the slot runs %s's package but reports release %q (label %s): %s", m.ReleaseID, health.Release, first.ReleaseID, body)
+		}
 		// Run again: it must deploy its own code, not swap the other in.
 		r := h.release(t, nil, dir)
 		rep := mustSucceed(t, r)

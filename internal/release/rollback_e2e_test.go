@@ -122,10 +122,10 @@ func TestRollback(t *testing.T) {
 		if rep.ReleaseID != ids[1] || rep.Kind != "rollback" || rep.From != ids[2] {
 			t.Fatalf("rolled back to %s from %s (kind %q), want %s from %s", rep.ReleaseID, rep.From, rep.Kind, ids[1], ids[2])
 		}
-		// The slot still ran release two's own deployment (the swap put it
-		// there): recognised by content, only swapped.
-		if st := stepOf(rep, "deploy"); st.Status != report.StepSkipped || !strings.Contains(st.Detail, "already runs") {
-			t.Errorf("deploy step of a rollback to what the slot runs: %+v", st)
+		// The slot ran the failed release four: release two's kept
+		// package was deployed.
+		if st := stepOf(rep, "deploy"); st.Status != report.StepDone {
+			t.Errorf("deploy step of a rollback from a slot running another release: %+v", st)
 		}
 		p := h.assertServes(t, ids[1])
 		if !strings.Contains(p.Body, "Release two") {
@@ -143,8 +143,23 @@ func TestRollback(t *testing.T) {
 		}
 	})
 
+	t.Run("a rollback to what the slot still runs is only a swap", func(t *testing.T) {
+		// The rollback's swap left release three's own deployment on the
+		// slot: recognised by content, nothing is deployed.
+		rep := mustSucceed(t, h.rollback(t, context.Background(), ids[2]))
+		if st := stepOf(rep, "deploy"); st.Status != report.StepSkipped || !strings.Contains(st.Detail, "already runs") {
+			t.Errorf("deploy step: %+v", st)
+		}
+		h.assertServes(t, ids[2])
+		if got := h.siteCSS(t); got != css[ids[2]] {
+			t.Errorf("site.css is not release three's again:\n%s", got)
+		}
+	})
+
 	t.Run("a second rollback goes to N-2, from the kept package", func(t *testing.T) {
 		rep := mustSucceed(t, h.rollback(t, context.Background()))
+		// History: 1, 2, 3, 2 (rolled back from 3), 3 (from 2). Neither
+		// 3 nor 2 is where an unnamed rollback goes now: both were undone.
 		if rep.ReleaseID != ids[0] {
 			t.Fatalf("second rollback went to %s, want release one %s", rep.ReleaseID, ids[0])
 		}
