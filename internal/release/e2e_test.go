@@ -102,7 +102,12 @@ func releaseArgs(dir string, more ...string) []string {
 // release runs `djdeploy release --json` and decodes the report.
 func (h *harness) release(t *testing.T, extra map[string]string, dir string, more ...string) run {
 	t.Helper()
-	r := h.djdeploy(t, extra, releaseArgs(dir, more...)...)
+	return withReport(t, h.djdeploy(t, extra, releaseArgs(dir, more...)...))
+}
+
+// withReport decodes the report a release or rollback printed with --json.
+func withReport(t *testing.T, r run) run {
+	t.Helper()
 	if strings.TrimSpace(r.Stdout) != "" {
 		rep := &report.Release{}
 		if ok, err := e2e.DecodeResult(r.Stdout, rep); err != nil {

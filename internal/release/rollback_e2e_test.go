@@ -25,16 +25,7 @@ func rollbackArgs(more ...string) []string {
 
 func (h *harness) rollback(t *testing.T, ctx context.Context, more ...string) run {
 	t.Helper()
-	r := run{Result: e2e.Main(ctx, h.env, rollbackArgs(more...)...)}
-	if strings.TrimSpace(r.Stdout) != "" {
-		rep := &report.Release{}
-		if ok, err := e2e.DecodeResult(r.Stdout, rep); err != nil {
-			t.Fatalf("stdout is not the JSON envelope: %v\n%s", err, r)
-		} else if ok {
-			r.rep = rep
-		}
-	}
-	return r
+	return withReport(t, run{Result: e2e.Main(ctx, h.env, rollbackArgs(more...)...)})
 }
 
 func (h *harness) status(t *testing.T) release.Status {

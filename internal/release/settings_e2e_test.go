@@ -29,14 +29,7 @@ func TestReleaseSettingsSurviveSwaps(t *testing.T) {
 	}
 	release := func(t *testing.T, more ...string) run {
 		t.Helper()
-		r := h.djdeploy(t, nil, args(more...)...)
-		rep := &report.Release{}
-		if ok, err := e2e.DecodeResult(r.Stdout, rep); err != nil {
-			t.Fatalf("stdout is not the JSON envelope: %v\n%s", err, r)
-		} else if ok {
-			r.rep = rep
-		}
-		return r
+		return withReport(t, h.djdeploy(t, nil, args(more...)...))
 	}
 	// An explicit false only checks: the new app's slot lacks what the
 	// package needs, so the release stops before deploying, naming it.
