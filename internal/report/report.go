@@ -135,6 +135,9 @@ type MarkdownOptions struct {
 func Markdown(r *Release, o MarkdownOptions) string {
 	var b strings.Builder
 	title := "djdeploy release"
+	if r.Kind == "rollback" {
+		title = "djdeploy rollback to"
+	}
 	if r.ReleaseID != "" {
 		title += " " + code(r.ReleaseID)
 	}
@@ -147,6 +150,9 @@ func Markdown(r *Release, o MarkdownOptions) string {
 		}
 	}
 	add("Outcome", r.Outcome)
+	if r.Kind == "rollback" {
+		add("Rolled back from", code(r.From))
+	}
 	if r.App != "" {
 		app := code(r.App)
 		if r.Slot != "" {

@@ -71,6 +71,13 @@ func canaryAborted() *Release {
 	return r
 }
 
+// rollback is a rollback's report: the title and a fact say so.
+func rollback() *Release {
+	r := sample()
+	r.Kind, r.From = "rollback", "9f8e7d6c5b4a3210"
+	return r
+}
+
 func TestGoldenMarkdown(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -82,6 +89,7 @@ func TestGoldenMarkdown(t *testing.T) {
 		{"failed-github", failed(), true},
 		{"empty", &Release{Outcome: Planned}, true},
 		{"canary-aborted", canaryAborted(), false},
+		{"rollback", rollback(), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			golden(t, "markdown-"+tc.name, Markdown(tc.r, MarkdownOptions{Mermaid: tc.mermaid}))
