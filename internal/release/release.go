@@ -455,6 +455,9 @@ func (r *runner) build(ctx context.Context) (string, error) {
 			return "", err
 		}
 		r.art = res
+		if r.opt.RollbackFrom != "" {
+			return "the package kept for release " + res.Manifest.ReleaseID, nil
+		}
 		return "prebuilt artifact " + res.OutDir, nil
 	}
 	bo := r.opt.Build
