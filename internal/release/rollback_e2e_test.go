@@ -1,9 +1,13 @@
 package release_test
 
 import (
+	"bytes"
 	"context"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -176,26 +180,36 @@ func TestRollback(t *testing.T) {
 		}
 	})
 
-	t.Run("an interrupted rollback resumes", func(t *testing.T) {
+	t.Run("a rollback killed mid-way resumes", func(t *testing.T) {
 		before := h.production(t)
+		// The real binary, killed (SIGKILL: no cleanup, the lock's lease
+		// left to lapse) while its warm-up waits on a slow health answer.
 		h.emu.Faults().Add(emulator.Fault{Method: "GET", Path: "/healthz", Host: "site", Delay: 20 * time.Second, Count: 1})
 		h.emu.ResetRequests()
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() {
-			for h.emu.Requests("GET", "/healthz") == 0 {
-				time.Sleep(50 * time.Millisecond)
-			}
-			cancel()
-		}()
-		if r := h.rollback(t, ctx, ids[1]); r.Code == 0 {
-			t.Fatalf("the interrupted rollback succeeded: %s", r)
+		cmd := exec.Command(e2e.Binary(t), rollbackArgs(ids[1])...)
+		for k, v := range h.env {
+			cmd.Env = append(cmd.Env, k+"="+v)
 		}
-		cancel()
+		cmd.Env = append(cmd.Env, "PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"))
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(2 * time.Minute); h.emu.Requests("GET", "/healthz") == 0 && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+		}
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+		if !strings.Contains(stderr.String(), "== warm-up") {
+			t.Fatalf("the rollback was not killed in its warm-up:\n%s", stderr.String())
+		}
 		if p := h.production(t); p.Release != before.Release {
-			t.Fatalf("production changed under an interrupted rollback: %s, was %s", p.Release, before.Release)
+			t.Fatalf("production changed under a killed rollback: %s, was %s", p.Release, before.Release)
 		}
 		h.emu.Faults().Clear()
-		rep := mustSucceed(t, h.rollback(t, context.Background(), ids[1]))
+		// The re-run waits out the dead run's lease, then finishes.
+		rep := mustSucceed(t, h.rollback(t, context.Background(), append([]string{ids[1]}, "--lock-timeout", "2m")...))
 		if rep.ReleaseID != ids[1] {
 			t.Fatalf("resumed rollback went to %s", rep.ReleaseID)
 		}
