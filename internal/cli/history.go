@@ -115,7 +115,7 @@ func printStatus(env *Env, st *release.Status) {
 			id = "unrecorded"
 		}
 		when := ""
-		if !s.When.IsZero() {
+		if s.When != nil {
 			when = s.When.Local().Format("2006-01-02 15:04")
 		}
 		traffic := ""

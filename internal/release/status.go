@@ -25,7 +25,8 @@ type SlotStatus struct {
 	Recorded bool      `json:"recorded"`
 	Commit   string    `json:"commit,omitempty"`
 	RunURL   string    `json:"run_url,omitempty"`
-	When     time.Time `json:"when,omitempty"`
+	// When is when the run that made the deployment started.
+	When *time.Time `json:"when,omitempty"`
 	// TrafficPercent is the share of production's visitors routed to the
 	// slot (a canary in progress); 0 for production.
 	TrafficPercent float64 `json:"traffic_percent,omitempty"`
@@ -126,7 +127,8 @@ func slotStatus(ctx context.Context, app *appservice.Client, t appservice.Target
 	e, ok := ledger.ByDeployment(entries, ss.Deployment)
 	switch {
 	case ok:
-		ss.Recorded, ss.ReleaseID, ss.Commit, ss.RunURL, ss.When = true, e.ReleaseID, e.Commit, e.RunURL, e.Start
+		start := e.Start
+		ss.Recorded, ss.ReleaseID, ss.Commit, ss.RunURL, ss.When = true, e.ReleaseID, e.Commit, e.RunURL, &start
 		if ss.Label != "" && ss.Label != e.ReleaseID {
 			ss.Warning = fmt.Sprintf("labelled %s, but runs the deployment release %s made", ss.Label, e.ReleaseID)
 		}
