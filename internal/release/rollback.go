@@ -32,15 +32,21 @@ func ResolveRollback(ctx context.Context, static *staticsync.Client, want, runUR
 	if err != nil {
 		return RollbackTarget{}, err
 	}
-	if len(hist) == 0 {
-		return RollbackTarget{}, problem.Usagef("release first ('djdeploy release'); a rollback puts back a release that production ran before",
-			"no release of this app has reached production yet (no history in storage container %s): nothing to roll back to", static.Container())
-	}
-	current := hist[len(hist)-1].ReleaseID
 	entries, err := ledger.New(static.Store()).Entries(ctx)
 	if err != nil {
 		return RollbackTarget{}, err
 	}
+	return pickRollback(hist, entries, want, runURL, static.Container())
+}
+
+// pickRollback is ResolveRollback's choice, from the production history
+// (oldest first) and the ledger (newest first).
+func pickRollback(hist []staticsync.ProductionEntry, entries []ledger.Entry, want, runURL, container string) (RollbackTarget, error) {
+	if len(hist) == 0 {
+		return RollbackTarget{}, problem.Usagef("release first ('djdeploy release'); a rollback puts back a release that production ran before",
+			"no release of this app has reached production yet (no history in storage container %s): nothing to roll back to", container)
+	}
+	current := hist[len(hist)-1].ReleaseID
 	if want != "" {
 		if !artifact.IsReleaseID(want) {
 			return RollbackTarget{}, problem.Usagef("pass a release id as 'djdeploy releases' lists it (16 hex digits)", "%q is not a release id", want)
