@@ -22,9 +22,9 @@ type SlotStatus struct {
 	Deployment string `json:"deployment_id"`
 	// Recorded is false when no release or rollback the ledger knows made
 	// the slot's active deployment: someone deployed by other means.
-	Recorded bool      `json:"recorded"`
-	Commit   string    `json:"commit,omitempty"`
-	RunURL   string    `json:"run_url,omitempty"`
+	Recorded bool   `json:"recorded"`
+	Commit   string `json:"commit,omitempty"`
+	RunURL   string `json:"run_url,omitempty"`
 	// When is when the run that made the deployment started.
 	When *time.Time `json:"when,omitempty"`
 	// TrafficPercent is the share of production's visitors routed to the
