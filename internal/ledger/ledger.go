@@ -21,6 +21,9 @@ const MaxEntries = 500
 const (
 	KindRelease  = "release"
 	KindRollback = "rollback"
+	// KindPreview is a pull request's preview on its own slot: recorded so
+	// status can name what a pr-<n> slot runs; it never reaches production.
+	KindPreview = "preview"
 )
 
 // Entry is one release or rollback.

@@ -19,10 +19,9 @@ import (
 )
 
 // record writes the run to the release ledger. A release that never got a
-// release id (its build failed) has nothing to name and is not recorded;
-// previews are not releases.
+// release id (its build failed) has nothing to name and is not recorded.
 func (r *runner) record(ctx context.Context) {
-	if r.opt.Preview || r.out.ReleaseID == "" || r.deps.Static == nil {
+	if r.out.ReleaseID == "" || r.deps.Static == nil {
 		return
 	}
 	e := ledger.Entry{
@@ -31,8 +30,11 @@ func (r *runner) record(ctx context.Context) {
 		Start: r.out.Started.UTC(), DurationSeconds: r.out.Duration.Seconds(),
 		Outcome: r.out.Outcome, FailedStep: r.out.FailedStep, Error: r.out.Error, Live: r.out.Live,
 	}
-	if r.opt.RollbackFrom != "" {
+	switch {
+	case r.opt.RollbackFrom != "":
 		e.Kind, e.From = ledger.KindRollback, r.opt.RollbackFrom
+	case r.opt.Preview:
+		e.Kind = ledger.KindPreview
 	}
 	if e.Commit == "" && r.art != nil {
 		e.Commit = r.art.Manifest.GitCommit

@@ -94,20 +94,33 @@ func TestRollback(t *testing.T) {
 	e2e.Edit(t, dir, "pages/templates/pages/home.html", "Hello from Django on App Service", "Release four never goes out")
 	failed := mustFailAt(t, h.release(t, nil, dir, "--warmup-timeout", "3s"), "warm-up")
 	h.emu.Faults().Clear()
+	// A pull request's preview, on its own slot pr-7.
+	e2e.Edit(t, dir, "pages/templates/pages/home.html", "Release four never goes out", "A pull request")
+	preview := mustSucceed(t, withReport(t, h.djdeploy(t, nil, "preview", "--project", dir, "--pr", "7", "--json",
+		"--health-path", "/healthz", "--warmup-timeout", "30s", "--deploy-timeout", "2m")))
 
 	t.Run("releases and status after success and failure", func(t *testing.T) {
 		rel := h.releases(t)
-		if len(rel) != 4 || rel[0].ReleaseID != failed.ReleaseID || rel[0].Outcome != report.Failed || rel[0].FailedStep != "warm-up" ||
-			rel[1].ReleaseID != ids[2] || rel[1].Outcome != report.Succeeded || !rel[1].Live || rel[1].Deployment == "" || rel[1].LockHolder == "" {
+		if len(rel) != 5 || rel[0].ReleaseID != preview.ReleaseID || rel[0].Kind != ledger.KindPreview || rel[0].Slot != "pr-7" ||
+			rel[1].ReleaseID != failed.ReleaseID || rel[1].Outcome != report.Failed || rel[1].FailedStep != "warm-up" ||
+			rel[2].ReleaseID != ids[2] || rel[2].Outcome != report.Succeeded || !rel[2].Live || rel[2].Deployment == "" || rel[2].LockHolder == "" {
 			t.Fatalf("releases: %+v", rel)
 		}
 		st := h.status(t)
 		if st.Production.ReleaseID != ids[2] || !st.Production.Recorded {
 			t.Errorf("status production: %+v", st.Production)
 		}
-		// The slot runs the failed release's deployment: named by content.
-		if len(st.Slots) != 1 || st.Slots[0].ReleaseID != failed.ReleaseID || !st.Slots[0].Recorded {
+		// Each slot is named by its content: staging runs the failed
+		// release's deployment, pr-7 the preview's.
+		bySlot := map[string]release.SlotStatus{}
+		for _, s := range st.Slots {
+			bySlot[s.Slot] = s
+		}
+		if s := bySlot["staging"]; len(st.Slots) != 2 || s.ReleaseID != failed.ReleaseID || !s.Recorded {
 			t.Errorf("status slots: %+v", st.Slots)
+		}
+		if s := bySlot["pr-7"]; s.ReleaseID != preview.ReleaseID || !s.Recorded || s.Warning != "" {
+			t.Errorf("status of the preview slot: %+v", s)
 		}
 	})
 
