@@ -423,9 +423,11 @@ func (r *runner) run(ctx context.Context) error {
 			}
 		}
 	}
-	// Production runs the release: keep its package for rollbacks (a
-	// re-run after a kill keeps it too, if the first run did not).
-	r.retain(ctx)
+	// Production runs the release: keep its package for rollbacks when
+	// the run ends, whatever the later steps do (after them, so visitors
+	// get fresh files first; a re-run after a kill keeps it, if the first
+	// run did not).
+	defer r.retain(ctx)
 	if err := r.do(ctx, StepStaticFinish, r.finishStatic); err != nil {
 		return err
 	}
