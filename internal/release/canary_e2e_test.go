@@ -7,13 +7,11 @@ package release_test
 // over HTTP.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -336,16 +334,7 @@ func TestCanaryReleases(t *testing.T) {
 		l := startLoad(h.emu)
 		defer l.Stop()
 		args := canary("--canary-steps", "5,25,50", "--canary-interval", "3s")
-		cmd := exec.Command(bin, args...)
-		for k, v := range base {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-		cmd.Env = append(cmd.Env, "PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"))
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, stderr := startBinary(t, bin, base, args...)
 		killed := false
 		for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline) && !killed; time.Sleep(100 * time.Millisecond) {
 			if trafficRules(t, h.emu) == "staging:25" {

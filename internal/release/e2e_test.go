@@ -19,6 +19,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -103,6 +104,23 @@ func releaseArgs(dir string, more ...string) []string {
 func (h *harness) release(t *testing.T, extra map[string]string, dir string, more ...string) run {
 	t.Helper()
 	return withReport(t, h.djdeploy(t, extra, releaseArgs(dir, more...)...))
+}
+
+// startBinary starts the djdeploy binary bin with env (and the runner's
+// PATH and HOME), its stderr kept: for tests that kill a run.
+func startBinary(t *testing.T, bin string, env map[string]string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Env = append(cmd.Env, "PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"))
+	stderr := &bytes.Buffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stderr
 }
 
 // withReport decodes the report a release or rollback printed with --json.

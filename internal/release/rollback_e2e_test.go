@@ -1,11 +1,8 @@
 package release_test
 
 import (
-	"bytes"
 	"context"
 	"net/http"
-	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -199,16 +196,7 @@ func TestRollback(t *testing.T) {
 		// left to lapse) while its warm-up waits on a slow health answer.
 		h.emu.Faults().Add(emulator.Fault{Method: "GET", Path: "/healthz", Host: "site", Delay: 20 * time.Second, Count: 1})
 		h.emu.ResetRequests()
-		cmd := exec.Command(e2e.Binary(t), rollbackArgs(ids[1])...)
-		for k, v := range h.env {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-		cmd.Env = append(cmd.Env, "PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"))
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, stderr := startBinary(t, e2e.Binary(t), h.env, rollbackArgs(ids[1])...)
 		for deadline := time.Now().Add(2 * time.Minute); h.emu.Requests("GET", "/healthz") == 0 && time.Now().Before(deadline); {
 			time.Sleep(50 * time.Millisecond)
 		}
