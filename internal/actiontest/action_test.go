@@ -164,6 +164,41 @@ func TestActionUnderAct(t *testing.T) {
 			t.Errorf("production serves %q after a failed release, want the previous %q", page.Release, released)
 		}
 	})
+
+	// command: rollback in the action's container: a second release, then
+	// production back to the first from the package it kept (issue 12).
+	t.Run("rollback", func(t *testing.T) {
+		if released == "" {
+			t.Fatal("the release case put nothing into production to roll back to")
+		}
+		out := runAct(t, eng, act, ws, "second", release, env)
+		if o := outputs(t, ws); o["outcome"] != "succeeded" || o["release-id"] == "" || o["release-id"] == released {
+			t.Fatalf("second release outputs %v (first %s)\n%s", o, released, out)
+		}
+		out = runAct(t, eng, act, ws, "rollback", `
+      - id: djdeploy
+        uses: ./
+        with:
+          command: rollback
+          warmup-timeout: 60s
+          check-release: "true"
+          github-deployment: "false"
+`, env)
+		o := outputs(t, ws)
+		if o["outcome"] != "succeeded" || o["release-id"] != released {
+			t.Fatalf("rollback outputs %v, want outcome succeeded and release-id %s\n%s", o, released, out)
+		}
+		if !strings.Contains(out, "djdeploy rollback to") {
+			t.Errorf("the job summary does not say it was a rollback:\n%s", out)
+		}
+		page, err := e2e.Production(&http.Client{Timeout: 30 * time.Second}, emu, emu.Env()["DJDEPLOY_APP"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page.Release != released {
+			t.Errorf("production serves %q after the rollback, want %s", page.Release, released)
+		}
+	})
 }
 
 // actionImage is action.yml's runs.image without docker://.
