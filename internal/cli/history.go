@@ -7,9 +7,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/djdeploy/djdeploy/internal/artifact"
-
 	"github.com/djdeploy/djdeploy/internal/appservice"
+	"github.com/djdeploy/djdeploy/internal/artifact"
 	"github.com/djdeploy/djdeploy/internal/ledger"
 	"github.com/djdeploy/djdeploy/internal/problem"
 	"github.com/djdeploy/djdeploy/internal/release"

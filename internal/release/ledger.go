@@ -92,7 +92,7 @@ func (r *runner) keepArtifact(ctx context.Context) error {
 		defer os.RemoveAll(tmp)
 		sz := filepath.Join(tmp, keptStatic)
 		if err := zipStatic(r.art.StaticDir, sz); err != nil {
-			return fmt.Errorf("zipping the static files: %w", err)
+			return err
 		}
 		if err := store.PutFile(ctx, artifactName(id, keptStatic), sz); err != nil {
 			return err

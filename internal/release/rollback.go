@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/djdeploy/djdeploy/internal/artifact"
-
 	"github.com/djdeploy/djdeploy/internal/ledger"
 	"github.com/djdeploy/djdeploy/internal/problem"
 	"github.com/djdeploy/djdeploy/internal/progress"
