@@ -223,7 +223,7 @@ func ForCommand(cmd string) []Setting {
 			// They read: the app's slots (ARM, Kudu) and the state
 			// container (history, ledger).
 			if (s.Group == "Azure" || s.Group == "Static files") && (slices.Contains(s.Commands, "swap") || slices.Contains(s.Commands, "static")) ||
-				s.Name == "resource-group" || s.Name == "app" || s.Name == "slot" || s.Name == "project" {
+				s.Name == "resource-group" || s.Name == "app" || s.Name == "project" {
 				out = append(out, s)
 			}
 			continue
