@@ -7,7 +7,8 @@
 #  3. edits one template and one css file and releases again: only the files
 #     whose content changed upload, and only changed names without a content
 #     hash are purged from the CDN;
-#  4. prints the production URL and the static URL, and keeps serving them
+#  4. shows `djdeploy status` and `djdeploy releases`;
+#  5. prints the production URL and the static URL, and keeps serving them
 #     until Ctrl-C (or exits at once when CI=true).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,6 +74,10 @@ field release2 "'\n'.join('     - '+p for p in (r['purged_paths'] or [])) or '  
 URL=$(field release2 "r['url']")
 STATIC=$(field release2 "r['static_url']")
 curl -fsS "$URL/" | grep -q "second release" || die "production at $URL does not serve the second release"
+
+say "== what runs where, and the history (djdeploy status, djdeploy releases; 'djdeploy rollback' would put release 1 back)"
+"$BIN" status >&2
+"$BIN" releases >&2
 
 printf '\nproduction: %s\nstatic:     %s\n' "$URL/" "$STATIC"
 if [ "${CI:-}" = "true" ]; then
