@@ -24,6 +24,20 @@ import (
 // account: each keeps its state under "<container>/<prefix>.djdeploy/".
 const StateContainer = "djdeploy-state"
 
+// inStateContainer runs a write to the state container; when the container
+// does not exist yet (the first write to a new account), it creates it,
+// private, and runs the write once more.
+func (c *Client) inStateContainer(ctx context.Context, write func() error) error {
+	err := write()
+	if bloberror.HasCode(err, bloberror.ContainerNotFound) {
+		if err := c.createStateContainer(ctx); err != nil {
+			return err
+		}
+		err = write()
+	}
+	return err
+}
+
 // createStateContainer creates the state container, private (no public
 // access level is ever set on it).
 func (c *Client) createStateContainer(ctx context.Context) error {
@@ -110,13 +124,7 @@ func (c *Client) moveStateBlob(ctx context.Context, from, to_ string) error {
 		})
 		return err
 	}
-	err = upload()
-	if bloberror.HasCode(err, bloberror.ContainerNotFound) {
-		if err := c.createStateContainer(ctx); err != nil {
-			return err
-		}
-		err = upload()
-	}
+	err = c.inStateContainer(ctx, upload)
 	if err != nil && !bloberror.HasCode(err, bloberror.BlobAlreadyExists, bloberror.ConditionNotMet) {
 		return c.explain(err, "moving "+from+" to the private container "+StateContainer)
 	}

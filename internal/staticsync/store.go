@@ -70,19 +70,14 @@ func (s *Store) put(ctx context.Context, name string, v any, cond *blob.AccessCo
 	if err != nil {
 		return "", fmt.Errorf("encoding %s: %w", name, err)
 	}
-	upload := func() (blockblob.UploadBufferResponse, error) {
-		return s.c.state.NewBlockBlobClient(s.c.metaName(name)).UploadBuffer(ctx, data, &blockblob.UploadBufferOptions{
+	var resp blockblob.UploadBufferResponse
+	err = s.c.inStateContainer(ctx, func() (err error) {
+		resp, err = s.c.state.NewBlockBlobClient(s.c.metaName(name)).UploadBuffer(ctx, data, &blockblob.UploadBufferOptions{
 			HTTPHeaders:      &blob.HTTPHeaders{BlobContentType: to.Ptr("application/json"), BlobCacheControl: to.Ptr("no-store")},
 			AccessConditions: cond,
 		})
-	}
-	resp, err := upload()
-	if bloberror.HasCode(err, bloberror.ContainerNotFound) {
-		if err := s.c.createStateContainer(ctx); err != nil {
-			return "", err
-		}
-		resp, err = upload()
-	}
+		return err
+	})
 	if err != nil {
 		if bloberror.HasCode(err, bloberror.ConditionNotMet, bloberror.BlobAlreadyExists) {
 			return "", err // callers retry on a lost race
@@ -181,14 +176,7 @@ func (s *Store) PutFile(ctx context.Context, name, path string) error {
 		})
 		return err
 	}
-	err = upload()
-	if bloberror.HasCode(err, bloberror.ContainerNotFound) {
-		if err := s.c.createStateContainer(ctx); err != nil {
-			return err
-		}
-		err = upload()
-	}
-	if err != nil {
+	if err := s.c.inStateContainer(ctx, upload); err != nil {
 		return s.c.explain(err, "writing "+MetaDir+name)
 	}
 	return nil
